@@ -1,0 +1,86 @@
+//! Failure suspicion for one peer: a fixed `delay × threshold` floor, stretched adaptively
+//! by the observed arrival jitter (in the spirit of phi-accrual) and by local health.
+
+use std::collections::VecDeque;
+
+/// How many inter-arrival intervals the detector remembers.
+const INTERVALS_MAX: usize = 32;
+/// Standard deviations above the mean interval before a silence is suspicious.
+const SIGMAS: u64 = 6;
+/// The adaptive timeout never exceeds this multiple of the configured detection time.
+const ADAPTIVE_CAP: u64 = 4;
+
+/// Heartbeat interval and missed-beat threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub delay_ms: u64,
+    pub threshold: u32,
+}
+
+impl Settings {
+    pub fn detection_ms(&self) -> u64 {
+        self.delay_ms * u64::from(self.threshold)
+    }
+}
+
+/// Arrival history of one peer.
+#[derive(Clone, Debug)]
+pub struct Detector {
+    settings: Settings,
+    last_heard_ms: Option<u64>,
+    intervals: VecDeque<u64>,
+}
+
+impl Detector {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            last_heard_ms: None,
+            intervals: VecDeque::new(),
+        }
+    }
+
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// Anything authenticated from the peer (heartbeat or ack) counts as hearing it.
+    pub fn heard(&mut self, now_ms: u64) {
+        if let Some(last) = self.last_heard_ms {
+            if self.intervals.len() == INTERVALS_MAX {
+                self.intervals.pop_front();
+            }
+            self.intervals.push_back(now_ms.saturating_sub(last));
+        }
+        self.last_heard_ms = Some(now_ms.max(self.last_heard_ms.unwrap_or(0)));
+    }
+
+    pub fn silence_ms(&self, now_ms: u64) -> Option<u64> {
+        self.last_heard_ms.map(|last| now_ms.saturating_sub(last))
+    }
+
+    /// The silence after which the peer is suspected, before local-health stretching.
+    pub fn timeout_ms(&self) -> u64 {
+        let floor = self.settings.detection_ms();
+        if self.intervals.len() < 8 {
+            return floor;
+        }
+        let count = self.intervals.len() as u64;
+        let mean = self.intervals.iter().sum::<u64>() / count;
+        let variance = self
+            .intervals
+            .iter()
+            .map(|i| i.abs_diff(mean).pow(2))
+            .sum::<u64>()
+            / count;
+        let adaptive = mean + SIGMAS * variance.isqrt();
+        adaptive.clamp(floor, floor * ADAPTIVE_CAP)
+    }
+
+    /// A peer never heard is not suspected: it may not have started yet; the coordinator
+    /// handles never-seen nodes by their database state.
+    pub fn suspected(&self, now_ms: u64, stretch: u64) -> bool {
+        self.silence_ms(now_ms)
+            .is_some_and(|silence| silence > self.timeout_ms() * stretch)
+    }
+}
