@@ -56,17 +56,21 @@ pub enum Command {
         group: String,
         target: Option<NodeId>,
     },
-    /// 14. Coordinator: bring the group online on `node` with a new generation.
+    /// 14. Coordinator: bring the group online on `node` with a new generation; `failover`
+    /// counts it against the group's failover policy.
     PlaceGroup {
         group: String,
         node: NodeId,
         generation: u64,
         reason: String,
+        failover: bool,
     },
-    /// 15. Coordinator: ask the owner to take the group offline.
+    /// 15. Coordinator: ask the owner to take the group offline; `target` is where the group
+    /// goes next, remembered until it is placed.
     ReleaseGroup {
         group: String,
         generation: u64,
+        target: Option<NodeId>,
         reason: String,
     },
     /// 16. Owner: the group is offline on `node` for `generation`; its assignment ends.
@@ -94,6 +98,8 @@ pub enum Command {
     DeleteResource { name: String },
     /// 20. Coordinator: the group cannot be placed; it stays failed and says why.
     FailGroup { group: String, reason: String },
+    /// 21. Coordinator: a move request cannot be carried out; it is dropped with the reason.
+    RejectMove { group: String, reason: String },
 }
 
 /// A command together with the proposer's wall clock, the only time `apply` may use.

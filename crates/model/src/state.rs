@@ -170,8 +170,14 @@ impl ClusterState {
                 node,
                 generation,
                 reason,
-            } => self.place(group, *node, *generation, reason, now_ms),
-            Command::ReleaseGroup { group, reason, .. } => self.release(group, reason, now_ms),
+                failover,
+            } => self.place(group, *node, *generation, reason, *failover, now_ms),
+            Command::ReleaseGroup {
+                group,
+                target,
+                reason,
+                ..
+            } => self.release(group, *target, reason, now_ms),
             Command::GroupStopped {
                 group,
                 node,
@@ -209,6 +215,12 @@ impl ClusterState {
                     entry.last_reason = reason.clone();
                 }
                 self.record(now_ms, format!("group {group} failed: {reason}"));
+            }
+            Command::RejectMove { group, reason } => {
+                if let Some(entry) = self.groups.get_mut(group) {
+                    entry.move_request = None;
+                }
+                self.record(now_ms, format!("move of group {group} refused: {reason}"));
             }
         }
         CommandResult::Ok
@@ -278,12 +290,20 @@ impl ClusterState {
         self.record(now_ms, format!("group {group} set {desired:?}"));
     }
 
-    fn place(&mut self, group: &str, node: NodeId, generation: u64, reason: &str, now_ms: u64) {
+    fn place(
+        &mut self,
+        group: &str,
+        node: NodeId,
+        generation: u64,
+        reason: &str,
+        failover: bool,
+        now_ms: u64,
+    ) {
         let node_name = self.node_name(node);
         let Some(entry) = self.groups.get_mut(group) else {
             return;
         };
-        let failover = entry.assignment.is_some();
+        entry.pending_target = None;
         entry.assignment = Some(Assignment {
             node,
             generation,
@@ -293,12 +313,7 @@ impl ClusterState {
         entry.status = GroupStatus::Pending;
         entry.status_message.clear();
         entry.last_reason = reason.to_string();
-        if entry
-            .move_request
-            .is_some_and(|m| m.target.is_none_or(|t| t == node))
-        {
-            entry.move_request = None;
-        }
+        entry.move_request = None;
         if failover {
             entry.failover_history_ms.push(now_ms);
             let excess = entry
@@ -313,10 +328,12 @@ impl ClusterState {
         );
     }
 
-    fn release(&mut self, group: &str, reason: &str, now_ms: u64) {
+    fn release(&mut self, group: &str, target: Option<NodeId>, reason: &str, now_ms: u64) {
         let Some(entry) = self.groups.get_mut(group) else {
             return;
         };
+        entry.pending_target = target;
+        entry.move_request = None;
         if let Some(assignment) = entry.assignment.as_mut() {
             assignment.releasing = true;
         }
@@ -390,6 +407,7 @@ fn new_group(name: &str, preferred_owners: &[NodeId]) -> Group {
         status: GroupStatus::Offline,
         status_message: String::new(),
         move_request: None,
+        pending_target: None,
         last_reason: "created".to_string(),
         failover_history_ms: Vec::new(),
     }

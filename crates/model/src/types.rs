@@ -90,6 +90,8 @@ pub struct Group {
     pub status: GroupStatus,
     pub status_message: String,
     pub move_request: Option<MoveRequest>,
+    /// Where a released group goes next (set by a planned move, cleared when placed).
+    pub pending_target: Option<NodeId>,
     /// Why the group is where it is: the reason of its last placement decision.
     pub last_reason: String,
     /// Unix ms of past failovers, for the failover policy.

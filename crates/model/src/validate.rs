@@ -109,7 +109,9 @@ pub(crate) fn validate(
                 .ok_or_else(|| ModelError::UnknownResource(name.clone()))?;
             check_offline(state, &resource.group)
         }
-        Command::FailGroup { group, .. } => group_exists(state, group).map(drop),
+        Command::FailGroup { group, .. } | Command::RejectMove { group, .. } => {
+            group_exists(state, group).map(drop)
+        }
     }
 }
 
