@@ -270,7 +270,7 @@ async fn t25_node_cut_off_from_quorum_stops_its_resources() {
 async fn t26_paused_daemon_loses_its_resources_and_the_role_moves_once() {
     // SIGSTOP only the owner's daemon: its resource host stops the role when the lease runs
     // out, the role moves, and after SIGCONT the old owner does not start it again.
-    let mut cluster = cluster(3).await;
+    let cluster = cluster(3).await;
     let addr = cluster.role_addr(103, 8080);
     cluster
         .create_http_role("web", addr)

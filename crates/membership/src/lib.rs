@@ -281,6 +281,12 @@ impl Membership {
             .collect()
     }
 
+    /// The silence after which `peer` is suspected now (adaptive, stretched by local health).
+    pub fn suspicion_ms(&self, peer: NodeId) -> u64 {
+        let stretch = u64::from(self.local_health) + 1;
+        self.peers.get(&peer).map_or(u64::MAX / 4, |p| p.detector.timeout_ms() * stretch)
+    }
+
     /// Stops acking `peer` until the database shows it down and up again after `epoch`.
     /// Returns how long ago this node last acked it (None: never), for [`safe_after_ms`].
     pub fn condemn(&mut self, peer: NodeId, epoch: u64, now_ms: u64) -> Option<u64> {

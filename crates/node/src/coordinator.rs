@@ -26,6 +26,7 @@ const PROBE_BACKOFF_MS: u64 = 200;
 
 pub async fn run(node: Arc<Node>) {
     let mut coordinator = Coordinator::default();
+    let mut last_election_ms = 0;
     let mut changes = node.view.clone();
     let mut interval = tokio::time::interval(STEP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,12 +37,44 @@ pub async fn run(node: Arc<Node>) {
         }
         if node.is_leader() {
             coordinator.step(&node).await;
-        } else if coordinator.leader_since_ms.is_some() {
+            continue;
+        }
+        if coordinator.leader_since_ms.is_some() {
             tracing::info!("no longer coordinator");
             coordinator = Coordinator::default();
         }
+        elect_if_leader_silent(&node, &mut last_election_ms).await;
     }
 }
+
+/// The failure detector saw the coordinator silent for a whole detection time: start an
+/// election now instead of waiting for Raft's own randomized timeout (openraft 0.9 followers
+/// wait `election_timeout_max` plus a random part). Voters grant it once their leader lease
+/// (`election_timeout_max`, set below the detection time) has run out.
+/// Candidates are staggered by their rank among the other voters, so two followers rarely
+/// split the vote by starting at the same instant.
+async fn elect_if_leader_silent(node: &Node, last_election_ms: &mut u64) {
+    let Some(leader) = node.leader() else { return };
+    let now = mono_ms();
+    let rank = voter_ids(node).into_iter().filter(|id| *id != leader).position(|id| id == node.id());
+    let Some(rank) = rank else { return };
+    let stagger_ms = rank as u64 * ELECTION_STAGGER_MS;
+    let suspected = {
+        let membership = node.heartbeat.membership();
+        let silence = membership.silence_ms(leader, now).unwrap_or(0);
+        membership.suspects(now).contains(&leader) && silence >= membership.suspicion_ms(leader) + stagger_ms
+    };
+    if suspected && now >= *last_election_ms + ELECTION_BACKOFF_MS {
+        *last_election_ms = now;
+        tracing::info!(leader, "coordinator silent: starting an election");
+        let _ = node.raft.trigger().elect().await;
+    }
+}
+
+/// At most one early election per this interval from one node.
+const ELECTION_BACKOFF_MS: u64 = 300;
+/// Delay between the early elections of successive voters.
+const ELECTION_STAGGER_MS: u64 = 120;
 
 #[derive(Default)]
 struct Coordinator {
