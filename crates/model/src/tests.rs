@@ -124,6 +124,7 @@ fn placement_never_replaces_a_live_owner() {
         node,
         generation,
         reason: "test".into(),
+        failover: false,
     };
     assert_eq!(state.apply(&update(6, place(1, 1))), CommandResult::Ok);
     // Node 1 is up: a second placement must be refused, whatever the generation.
@@ -160,6 +161,7 @@ fn planned_move_goes_through_release_and_stop() {
             node: 1,
             generation: 1,
             reason: "start".into(),
+            failover: false,
         },
     ));
     state.apply(&update(
@@ -174,6 +176,7 @@ fn planned_move_goes_through_release_and_stop() {
         Command::ReleaseGroup {
             group: "web".into(),
             generation: 1,
+            target: Some(3),
             reason: "move".into(),
         },
     ));
@@ -203,6 +206,7 @@ fn planned_move_goes_through_release_and_stop() {
         node: 3,
         generation: 2,
         reason: "moved".into(),
+        failover: false,
     };
     assert_eq!(state.apply(&update(10, place)), CommandResult::Ok);
     assert_eq!(state.groups["web"].move_request, None);
@@ -244,6 +248,7 @@ fn evict_refuses_owner_and_last_node() {
             node: 2,
             generation: 1,
             reason: "s".into(),
+            failover: false,
         },
     ));
     assert!(
@@ -267,6 +272,7 @@ fn drain_requests_moves_of_the_nodes_groups() {
             node: 2,
             generation: 1,
             reason: "s".into(),
+            failover: false,
         },
     ));
     state.apply(&update(
