@@ -55,22 +55,35 @@ async fn failover(
     cluster.create_http_role("web", addr).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_mib = idle_rss_mib(&cluster);
+    let moves = planned_moves(&cluster, 5).await?;
     let mut samples = Vec::new();
+    let mut victims = Vec::new();
     for run in 0..runs {
-        let owner = cluster
-            .client
-            .group("web")
-            .await?
-            .owner
-            .context("web has no owner")?;
+        // A fresh role per run: the failover policy (nodes - 1 failovers in 6 h) would rightly
+        // leave one role failed after two kills.
+        let name = format!("bench{run}");
+        let addr = cluster.role_addr(110 + (run % 100) as u8, 8080);
+        // Rotate the preferred owner so the coordinator is killed in some runs too.
+        let group = cluster.create_http_role_from(&name, addr, run as usize).await?;
+        let owner = group.owner.context("the role has no owner")?;
+        let coordinator = cluster.client.cluster().await?.coordinator;
+        victims.push(json!({ "node": owner, "was_coordinator": coordinator.as_deref() == Some(owner.as_str()) }));
         wait_answer(addr, Duration::from_secs(10))
             .await
-            .context("web does not answer before the kill")?;
+            .context("no answer before the kill")?;
         let killed_at = Instant::now();
         cluster.kill(&owner)?;
-        wait_answer_not_from(addr, &owner, Duration::from_secs(30))
+        if wait_answer_not_from(addr, &owner, Duration::from_secs(30))
             .await
-            .with_context(|| format!("run {run}: no failover"))?;
+            .is_none()
+        {
+            cluster.keep();
+            let root = cluster.root.display();
+            anyhow::bail!(
+                "run {}: no failover within 30 s; cluster kept in {root}",
+                run + 1
+            );
+        }
         samples.push(killed_at.elapsed().as_secs_f64());
         eprintln!(
             "run {}: {owner} killed, answered after {:.3} s",
@@ -82,7 +95,10 @@ async fn failover(
         // Let the restarted node's start-up quiet period pass, as in a steady cluster.
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
-    let moves = planned_moves(&cluster, 5).await?;
+    if std::env::var_os("BATON_BENCH_KEEP").is_some() {
+        cluster.keep();
+        eprintln!("cluster kept in {}", cluster.root.display());
+    }
     let properties = cluster.client.cluster().await?.properties;
     let failover_median = median(&samples);
     let move_median = median(&moves);
@@ -93,6 +109,7 @@ async fn failover(
         "min_s": samples.iter().cloned().fold(f64::INFINITY, f64::min),
         "max_s": samples.iter().cloned().fold(0.0, f64::max),
         "samples_s": samples,
+        "victims": victims,
         "heartbeat": {
             "delay": properties.get("heartbeat.same_subnet.delay"),
             "threshold": properties.get("heartbeat.same_subnet.threshold"),

@@ -28,6 +28,7 @@ impl Settings {
 pub struct Detector {
     settings: Settings,
     last_heard_ms: Option<u64>,
+    last_heartbeat_ms: Option<u64>,
     intervals: VecDeque<u64>,
 }
 
@@ -36,6 +37,7 @@ impl Detector {
         Self {
             settings,
             last_heard_ms: None,
+            last_heartbeat_ms: None,
             intervals: VecDeque::new(),
         }
     }
@@ -45,13 +47,28 @@ impl Detector {
     }
 
     /// Anything authenticated from the peer (heartbeat or ack) counts as hearing it.
+    /// A heartbeat from the peer: it counts as hearing the peer and feeds the arrival history.
+    /// A gap longer than the detection time is an outage, not jitter: it starts a new history
+    /// instead of inflating the adaptive timeout for every later failure.
     pub fn heard(&mut self, now_ms: u64) {
-        if let Some(last) = self.last_heard_ms {
-            if self.intervals.len() == INTERVALS_MAX {
-                self.intervals.pop_front();
+        if let Some(last) = self.last_heartbeat_ms {
+            let interval = now_ms.saturating_sub(last);
+            if interval > self.settings.detection_ms() {
+                self.intervals.clear();
+            } else {
+                if self.intervals.len() == INTERVALS_MAX {
+                    self.intervals.pop_front();
+                }
+                self.intervals.push_back(interval);
             }
-            self.intervals.push_back(now_ms.saturating_sub(last));
         }
+        self.last_heartbeat_ms = Some(now_ms);
+        self.heard_ack(now_ms);
+    }
+
+    /// An ack from the peer: proof of life, but its timing follows our own heartbeats, so it
+    /// stays out of the arrival history (mixing both would inflate the variance).
+    pub fn heard_ack(&mut self, now_ms: u64) {
         self.last_heard_ms = Some(now_ms.max(self.last_heard_ms.unwrap_or(0)));
     }
 

@@ -222,7 +222,7 @@ impl Membership {
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
-        peer.detector.heard(now_ms);
+        peer.detector.heard_ack(now_ms);
         let votes = peer.info.votes;
         if epoch != self.view.self_down_epoch || votes == 0 {
             return;

@@ -201,3 +201,21 @@ fn packet_round_trip_and_garbage() {
     bad[4] = 9;
     assert_eq!(Packet::decode(&bad), None);
 }
+
+#[test]
+fn an_outage_does_not_inflate_the_adaptive_timeout() {
+    // A peer that was down for seconds and came back must be suspected as fast as before.
+    let mut detector = Detector::new(FAST);
+    let mut now = 0;
+    for _ in 0..20 {
+        now += 100;
+        detector.heard(now);
+    }
+    now += 3000;
+    detector.heard(now);
+    for _ in 0..20 {
+        now += 100;
+        detector.heard(now);
+    }
+    assert_eq!(detector.timeout_ms(), 500);
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use baton_host::HostHandle;
 use baton_membership::{PeerInfo, Settings, View};
-use baton_model::{ClusterState, Command, NodeState};
+use baton_model::{ClusterState, Command, HeartbeatSettings, NodeState};
 use baton_store::StateView;
 use openraft::BasicNode;
 
@@ -38,7 +38,7 @@ pub async fn run_daemon(data_dir: PathBuf) -> Result<()> {
         )
     })?;
     let (log_store, state_machine, view) = baton_store::open(&data_dir)?;
-    let initial_settings = view.borrow().state.properties.same_subnet;
+    let initial_settings = timer_settings(&data_dir, view.borrow().state.properties.same_subnet);
     let peer_tls = baton_transport::tls::client_config(
         &secrets.ca_cert_pem,
         Some((&secrets.node_cert_pem, &secrets.node_key_pem)),
@@ -155,12 +155,33 @@ async fn bootstrap(node: &Node, data_dir: &Path, identity: &Identity) -> Result<
     setup::clear_bootstrap(data_dir, identity)
 }
 
+/// Where the last heartbeat settings seen in the database are kept: at start-up the state
+/// machine only holds its snapshot until Raft replays the log, but Raft's timers must be
+/// chosen before that.
+const TIMERS_FILE: &str = "heartbeat-settings.json";
+
+fn timer_settings(data_dir: &Path, fallback: HeartbeatSettings) -> HeartbeatSettings {
+    let text = std::fs::read_to_string(data_dir.join(TIMERS_FILE)).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(fallback)
+}
+
+fn remember_timer_settings(data_dir: &Path, settings: HeartbeatSettings) {
+    if timer_settings(data_dir, HeartbeatSettings { delay_ms: 0, threshold: 0 }) != settings {
+        if let Ok(text) = serde_json::to_string(&settings) {
+            let _ = std::fs::write(data_dir.join(TIMERS_FILE), text);
+        }
+    }
+}
+
 /// Hands the heartbeat thread a fresh view after every database change.
 async fn sync_membership_view(node: Arc<Node>) {
     let mut changes = node.view.clone();
     loop {
         let view = changes.borrow_and_update().clone();
         apply_view(&node, &view);
+        if view.state.is_initialized() {
+            remember_timer_settings(&node.data_dir, view.state.properties.same_subnet);
+        }
         if changes.changed().await.is_err() {
             return;
         }

@@ -108,7 +108,25 @@ impl LocalCluster {
             Client::new(&cluster.client_config(created.admin_token, created.ca_cert_pem))?;
         cluster.client_config_save()?;
         cluster.wait_all_up(Duration::from_secs(60)).await?;
+        if options.delay.is_some() || options.threshold.is_some() {
+            cluster.rolling_restart().await?;
+        }
         Ok(cluster)
+    }
+
+    /// Restarts every node in turn (SIGTERM, start, wait until all are up): Raft timers are
+    /// derived from the heartbeat properties when a daemon starts.
+    pub async fn rolling_restart(&mut self) -> Result<()> {
+        for index in 0..self.nodes.len() {
+            if let Some(pid) = self.nodes[index].pid.take() {
+                stop_gracefully(pid);
+            }
+            self.spawn(index)?;
+            self.wait_all_up(Duration::from_secs(60)).await?;
+            // The restarted node acks nobody during its start-up quiet period.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        Ok(())
     }
 
     fn client_config(&self, token: String, ca_cert_pem: String) -> ClientConfig {
@@ -282,7 +300,13 @@ impl LocalCluster {
     /// Creates group `name` with one `process` resource serving HTTP on `addr`, and brings it
     /// online; returns the group once it is online.
     pub async fn create_http_role(&self, name: &str, addr: SocketAddr) -> Result<GroupInfo> {
-        let preferred_owners = self.nodes.iter().map(|n| n.name.clone()).collect();
+        self.create_http_role_from(name, addr, 0).await
+    }
+
+    /// Like `create_http_role`, with the preferred owners rotated to start at node `first`.
+    pub async fn create_http_role_from(&self, name: &str, addr: SocketAddr, first: usize) -> Result<GroupInfo> {
+        let count = self.nodes.len();
+        let preferred_owners = (0..count).map(|i| self.nodes[(first + i) % count].name.clone()).collect();
         self.client
             .create_group(&CreateGroup {
                 name: name.into(),
