@@ -359,8 +359,10 @@ impl LocalCluster {
     }
 
     /// Stops every daemon (SIGTERM, then SIGKILL after 5 s) and removes the folder.
+    /// `BATON_KEEP=1` in the environment keeps every cluster, for inspection after a test.
     pub fn shutdown(&mut self) {
-        if self.keep {
+        if self.keep || std::env::var_os("BATON_KEEP").is_some() {
+            eprintln!("cluster kept in {}", self.root.display());
             return;
         }
         for node in &mut self.nodes {
