@@ -4,6 +4,10 @@
 set -euo pipefail
 
 packages=(iproute2 procps)
+# OCF resource agents (ocf:heartbeat:*) and xmllint, for the ocf resource type and its tests.
+packages+=(resource-agents libxml2-utils)
+# nftables: the chaos harness (tests/chaos/run) cuts links between namespaces with it.
+packages+=(nftables)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -64,7 +64,9 @@ async fn failover(
         let name = format!("bench{run}");
         let addr = cluster.role_addr(110 + (run % 100) as u8, 8080);
         // Rotate the preferred owner so the coordinator is killed in some runs too.
-        let group = cluster.create_http_role_from(&name, addr, run as usize).await?;
+        let group = cluster
+            .create_http_role_from(&name, addr, run as usize)
+            .await?;
         let owner = group.owner.context("the role has no owner")?;
         let coordinator = cluster.client.cluster().await?.coordinator;
         victims.push(json!({ "node": owner, "was_coordinator": coordinator.as_deref() == Some(owner.as_str()) }));

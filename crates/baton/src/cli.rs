@@ -73,9 +73,19 @@ pub enum Command {
     /// Groups (roles): create, bring online/offline, move, inspect.
     #[command(subcommand)]
     Group(GroupCommand),
-    /// Resources: create, delete, list.
+    /// Resources: create, delete, list, show, set their policy, set their dependencies.
     #[command(subcommand)]
     Resource(ResourceCommand),
+    /// Resource types (agents) and their parameters.
+    #[command(subcommand)]
+    ResourceType(ResourceTypeCommand),
+    /// Run the placement policy offline on a scenario file and print the plan with reasons.
+    #[command(after_help = SIMULATE_HELP)]
+    Simulate {
+        /// A scenario: a TOML plan input (nodes, groups with resources, now_ms).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// The cluster's recent events, oldest first.
     Events {
         /// How many events.
@@ -239,7 +249,46 @@ pub enum GroupCommand {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Set a group's failover policy, failback, priority, anti-affinity or preferred owners.
+    #[command(after_help = GROUP_SET_HELP)]
+    Set {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "KEY=VALUE", required = true, num_args = 1..)]
+        pairs: Vec<String>,
+    },
 }
+
+const GROUP_SET_HELP: &str = "\
+Keys:
+  failover_threshold=N|default   at most N failovers in the failover period (default: nodes - 1)
+  failover_period=6h             the failover policy's period
+  failback=prevent|immediate|window:HH:MM-HH:MM   back to a more preferred owner (UTC window)
+  priority=high|medium|low|no-auto-start          placement order; no-auto-start: never
+                                 started again automatically after a failure
+  anti_affinity=CLASS,...        groups sharing a class avoid sharing a node (empty clears)
+  preferred_owners=NODE,...      ordered, most preferred first
+
+Example: baton group set web failback=window:01:00-05:00 priority=high";
+
+const RESOURCE_SET_HELP: &str = "\
+Keys:
+  looks_alive=5s         cheap health check interval (a process: is it alive)
+  is_alive=60s           thorough health check interval (a process: its check)
+  pending_timeout=3m     longest start, stop or check; the agent is killed after it
+  restart=N/PERIOD[,no-failover] | never
+                         restart in place up to N times in PERIOD, then fail the group
+                         over (no-failover: stay failed until the retry period)
+  retry_period=1h        a failed resource is tried again after this long
+  possible_owners=NODE,...|all   nodes that may run it
+  param.NAME=VALUE       a type parameter (empty value removes it)
+
+Example: baton resource set web-app looks_alive=5s is_alive=30s restart=2/15m";
+
+const SIMULATE_HELP: &str = "\
+The scenario format is documented in crates/policy/tests/scenarios/README.md; dozens of
+examples live next to it. Exit code 1 when the file cannot be read or is not a valid
+scenario.";
 
 #[derive(Debug, Subcommand)]
 pub enum ResourceCommand {
@@ -264,6 +313,39 @@ pub enum ResourceCommand {
     },
     /// List resources.
     List,
+    /// Show a resource: state, why it failed, settings, dependencies.
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Set a resource's health checks, timeouts, restart policy, possible owners or parameters.
+    #[command(after_help = RESOURCE_SET_HELP)]
+    Set {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "KEY=VALUE", required = true, num_args = 1..)]
+        pairs: Vec<String>,
+    },
+    /// Set what a resource depends on, e.g. 'ip and (disk1 or disk2)'; '' removes it.
+    Depend {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Resources of the same group joined with `and`, `or` and parentheses.
+        #[arg(value_name = "EXPRESSION")]
+        expression: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourceTypeCommand {
+    /// List the resource types: process, systemd and the OCF agents installed on the node.
+    List,
+    /// Show a type's parameters (for OCF agents: from their meta-data).
+    Show {
+        /// process, systemd or ocf:PROVIDER:AGENT (e.g. ocf:heartbeat:IPaddr2).
+        #[arg(value_name = "TYPE")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

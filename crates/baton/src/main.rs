@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod exit;
 mod output;
+mod resources;
 mod setup;
 mod verbs;
 
@@ -87,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bench::run_failover(runs, ctx.json, delay, threshold)
         }
         Command::Bench(BenchCommand::Soak { minutes }) => bench::run_soak(minutes, ctx.json),
+        Command::Simulate { file } => resources::simulate(&file),
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -53,11 +53,13 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Evict { name }) => node_evict(ctx, &name).await,
         Command::Group(command) => group(ctx, command).await,
         Command::Resource(command) => resource(ctx, command).await,
+        Command::ResourceType(command) => crate::resources::resource_type(ctx, command).await,
         Command::Events { limit } => events(ctx, limit).await,
         Command::Daemon { .. }
         | Command::ResourceHost
         | Command::ServeHttp { .. }
         | Command::Demo { .. }
+        | Command::Simulate { .. }
         | Command::Bench(_) => unreachable!("run outside the CLI runtime"),
     }
 }
@@ -313,23 +315,10 @@ async fn group(ctx: &Ctx, command: GroupCommand) -> anyhow::Result<()> {
             if ctx.json {
                 return print_json(&g);
             }
-            print!(
-                "{}",
-                fields(&[
-                    ("group", g.name.clone()),
-                    ("status", g.status.clone()),
-                    ("status message", g.status_message.clone()),
-                    ("owner", or_dash(&g.owner)),
-                    ("desired", g.desired.clone()),
-                    ("generation", g.generation.to_string()),
-                    ("preferred owners", g.preferred_owners.join(", ")),
-                    ("resources", g.resources.join(", ")),
-                    ("recent failovers", g.failovers_recent.to_string()),
-                    ("why here", g.last_reason.clone()),
-                ])
-            );
+            crate::resources::print_group(&g);
             Ok(())
         }
+        GroupCommand::Set { name, pairs } => crate::resources::group_set(ctx, &name, &pairs).await,
     }
 }
 
@@ -539,6 +528,13 @@ async fn resource(ctx: &Ctx, command: ResourceCommand) -> anyhow::Result<()> {
             ctx.client()?.delete_resource(&name).await?;
             print_deleted(ctx, "resource", &name, "deleted")
         }
+        ResourceCommand::Show { name } => crate::resources::resource_show(ctx, &name).await,
+        ResourceCommand::Set { name, pairs } => {
+            crate::resources::resource_set(ctx, &name, &pairs).await
+        }
+        ResourceCommand::Depend { name, expression } => {
+            crate::resources::resource_depend(ctx, &name, &expression).await
+        }
         ResourceCommand::List => {
             let resources = ctx.client()?.resources().await?;
             if ctx.json {
@@ -552,13 +548,17 @@ async fn resource(ctx: &Ctx, command: ResourceCommand) -> anyhow::Result<()> {
                         r.group.clone(),
                         r.resource_type.clone(),
                         or_dash(&r.owner),
-                        r.status.clone(),
+                        r.state.clone(),
+                        r.depends_on.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
             print!(
                 "{}",
-                table(&["NAME", "GROUP", "TYPE", "OWNER", "STATUS"], &rows)
+                table(
+                    &["NAME", "GROUP", "TYPE", "OWNER", "STATE", "DEPENDS ON"],
+                    &rows
+                )
             );
             Ok(())
         }
@@ -599,15 +599,11 @@ mod tests {
     fn group(status: &str, owner: Option<&str>) -> GroupInfo {
         GroupInfo {
             name: "web".into(),
-            preferred_owners: vec![],
             desired: "Online".into(),
             owner: owner.map(String::from),
             generation: 1,
             status: status.into(),
-            status_message: String::new(),
-            last_reason: String::new(),
-            resources: vec![],
-            failovers_recent: 0,
+            ..GroupInfo::default()
         }
     }
 

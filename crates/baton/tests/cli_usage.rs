@@ -140,3 +140,57 @@ fn unreachable_cluster_exits_3() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../policy/tests/scenarios")
+        .join(name)
+}
+
+#[test]
+fn simulate_prints_the_scenarios_expected_plan() {
+    // Checks `baton simulate` prints exactly the checked-in plan of a scenario, offline.
+    let input = scenario("restart-threshold-exceeded-fails-over.toml");
+    let output = baton(&["simulate", input.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected =
+        std::fs::read_to_string(scenario("restart-threshold-exceeded-fails-over.plan")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+}
+
+#[test]
+fn simulate_refuses_a_bad_file_with_exit_1() {
+    // Checks a missing file and a file that is not a scenario fail with one clear line.
+    let output = baton(&["simulate", "/no/such/scenario.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: cannot read scenario file /no/such/scenario.toml"),
+        "{}",
+        stderr(&output)
+    );
+    let dir = tempfile_dir();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "nodes = 3\n").unwrap();
+    let output = baton(&["simulate", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(error.contains("is not a valid plan input"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn settings_without_a_value_are_usage_errors() {
+    // Checks `resource set` and `group set` want KEY=VALUE before talking to any cluster.
+    let output = baton(&["resource", "set", "app", "looks_alive"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("`looks_alive` is not KEY=VALUE"));
+    let output = baton(&["group", "set", "web"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("baton-cli-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

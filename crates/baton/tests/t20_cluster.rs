@@ -161,6 +161,11 @@ async fn t23_configuration_survives_a_full_restart() {
     for name in ["n1", "n2", "n3"] {
         cluster.kill(name).unwrap();
     }
+    // SIGKILL is delivered at once, but a loaded machine takes a moment to run the exit.
+    let killed_at = Instant::now();
+    while !role_processes(addr).is_empty() && killed_at.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         role_processes(addr).is_empty(),
         "the role died with its node"
@@ -356,20 +361,47 @@ async fn t29_pause_with_drain_moves_groups_away_and_evict_removes_the_node() {
     // evicting an empty node removes it from the membership.
     let cluster = cluster(3).await;
     let addr = cluster.role_addr(104, 8080);
-    cluster.create_http_role("web", addr).await.expect("role online");
+    cluster
+        .create_http_role("web", addr)
+        .await
+        .expect("role online");
     cli_json(&cluster, &["node", "pause", "n1", "--drain"]);
-    let group = cluster.wait_group_online("web", Some("n1"), Duration::from_secs(20)).await.expect("drained");
+    let group = cluster
+        .wait_group_online("web", Some("n1"), Duration::from_secs(20))
+        .await
+        .expect("drained");
     assert_ne!(group.owner.as_deref(), Some("n1"));
     let nodes = cluster.nodes_info().await;
-    assert_eq!(nodes.iter().find(|n| n.name == "n1").map(|n| n.state.as_str()), Some("Paused"));
+    assert_eq!(
+        nodes
+            .iter()
+            .find(|n| n.name == "n1")
+            .map(|n| n.state.as_str()),
+        Some("Paused")
+    );
     cli_json(&cluster, &["node", "resume", "n1"]);
-    let idle = if group.owner.as_deref() == Some("n2") { "n3" } else { "n2" };
-    let output = Command::new(exe()).arg("--config").arg(&cluster.config_path).args(["node", "evict", idle]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let idle = if group.owner.as_deref() == Some("n2") {
+        "n3"
+    } else {
+        "n2"
+    };
+    let output = Command::new(exe())
+        .arg("--config")
+        .arg(&cluster.config_path)
+        .args(["node", "evict", idle])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     cluster
-        .wait_until("the evicted node is gone", Duration::from_secs(10), |c| async move {
-            c.nodes_info().await.iter().all(|n| n.name != idle)
-        })
+        .wait_until(
+            "the evicted node is gone",
+            Duration::from_secs(10),
+            |c| async move { c.nodes_info().await.iter().all(|n| n.name != idle) },
+        )
         .await
         .unwrap();
     let info = cluster.client.cluster().await.unwrap();
@@ -378,10 +410,16 @@ async fn t29_pause_with_drain_moves_groups_away_and_evict_removes_the_node() {
 
 #[test]
 fn t30_daemon_on_a_missing_data_dir_and_create_on_a_used_port_fail_clearly() {
-    let missing = Command::new(exe()).args(["daemon", "--data-dir", "/nonexistent/baton-test"]).output().unwrap();
+    let missing = Command::new(exe())
+        .args(["daemon", "--data-dir", "/nonexistent/baton-test"])
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("does not exist") && stderr.contains("cluster create"), "{stderr}");
+    assert!(
+        stderr.contains("does not exist") && stderr.contains("cluster create"),
+        "{stderr}"
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let used = listener.local_addr().unwrap().to_string();
     let dir = std::env::temp_dir().join(format!("baton-port-test-{}", std::process::id()));
@@ -393,7 +431,10 @@ fn t30_daemon_on_a_missing_data_dir_and_create_on_a_used_port_fail_clearly() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot listen on") && stderr.contains("--listen"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("--listen"),
+        "{stderr}"
+    );
     assert!(!dir.join("identity.json").exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,7 +34,7 @@ pub struct NodeInfo {
 }
 
 /// `GET /api/v1/groups` items and `GET /api/v1/groups/{name}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
     pub name: String,
     pub preferred_owners: Vec<String>,
@@ -48,18 +48,92 @@ pub struct GroupInfo {
     /// Why the group is where it is (its last placement decision).
     pub last_reason: String,
     pub resources: Vec<String>,
+    /// Failovers inside the failover period.
     pub failovers_recent: usize,
+    /// The coordinator's latest word on where the group is or goes, and why.
+    #[serde(default)]
+    pub explanation: String,
+    /// Failover policy, failback, priority, anti-affinity, in `baton group set` syntax.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Each resource's state: `Online`, or `Failed: why`.
+    #[serde(default)]
+    pub resource_states: BTreeMap<String, String>,
 }
 
-/// `GET /api/v1/resources` items.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /api/v1/resources` items and `GET /api/v1/resources/{name}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceInfo {
     pub name: String,
     pub group: String,
     pub resource_type: String,
     pub params: BTreeMap<String, String>,
     pub owner: Option<String>,
+    /// The group's status.
     pub status: String,
+    /// The resource's own state: Offline, OnlinePending, Online, OfflinePending or Failed.
+    #[serde(default)]
+    pub state: String,
+    /// Why it failed, or what it waits for.
+    #[serde(default)]
+    pub status_message: String,
+    #[serde(default)]
+    pub misconfigured: bool,
+    /// The dependency expression, e.g. `ip and (disk1 or disk2)`.
+    #[serde(default)]
+    pub depends_on: Option<String>,
+    /// Health checks, timeouts, restart policy, possible owners, in `baton resource set`
+    /// syntax.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Restarts in place inside the restart period.
+    #[serde(default)]
+    pub restarts_recent: usize,
+}
+
+/// `PUT /api/v1/resources/{name}`: `key=value` settings (`looks_alive`, `restart`,
+/// `param.NAME`...), or `PUT /api/v1/groups/{name}` (`failback`, `priority`...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSettings {
+    pub settings: BTreeMap<String, String>,
+}
+
+/// `PUT /api/v1/resources/{name}/dependencies`: an expression such as `a and (b or c)`;
+/// empty removes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetDependencies {
+    pub expression: String,
+}
+
+/// `GET /api/v1/resource-types` items.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceTypeSummary {
+    /// `process`, `systemd` or `ocf:PROVIDER:AGENT`.
+    pub name: String,
+    pub description: String,
+}
+
+/// `GET /api/v1/resource-types/{name}`: the type's parameters (for OCF agents, from their
+/// meta-data on the answering node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceTypeInfo {
+    pub name: String,
+    pub description: String,
+    pub long_description: String,
+    pub parameters: Vec<ParameterDto>,
+    pub actions: Vec<String>,
+    /// The node whose agent answered.
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterDto {
+    pub name: String,
+    pub required: bool,
+    pub unique: bool,
+    pub description: String,
+    pub content_type: String,
+    pub default: Option<String>,
 }
 
 /// `GET /api/v1/events` items, oldest first.

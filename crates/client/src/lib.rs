@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 pub use dto::{
     ApiError, ClusterInfo, CreateGroup, CreateJoinToken, CreateResource, EventInfo, GroupInfo,
-    JoinRequest, JoinResponse, JoinTokenInfo, MoveGroup, NodeInfo, PauseNode, ResourceInfo,
-    SetProperties,
+    JoinRequest, JoinResponse, JoinTokenInfo, MoveGroup, NodeInfo, ParameterDto, PauseNode,
+    ResourceInfo, ResourceTypeInfo, ResourceTypeSummary, SetDependencies, SetProperties,
+    SetSettings,
 };
 
 /// The whole-request timeout of API calls.
@@ -291,6 +292,45 @@ impl Client {
     pub async fn delete_resource(&self, name: &str) -> Result<(), ClientError> {
         self.send_no_content(Method::DELETE, &["resources", name])
             .await
+    }
+
+    pub async fn resource(&self, name: &str) -> Result<ResourceInfo, ClientError> {
+        self.get(&["resources", name], None).await
+    }
+
+    /// `baton resource set R key=value...`.
+    pub async fn set_resource(
+        &self,
+        name: &str,
+        req: &SetSettings,
+    ) -> Result<ResourceInfo, ClientError> {
+        self.send(Method::PUT, &["resources", name], Some(req))
+            .await
+    }
+
+    /// `baton resource depend R EXPR`.
+    pub async fn set_dependencies(
+        &self,
+        name: &str,
+        req: &SetDependencies,
+    ) -> Result<ResourceInfo, ClientError> {
+        self.send(Method::PUT, &["resources", name, "dependencies"], Some(req))
+            .await
+    }
+
+    /// `baton group set G key=value...`.
+    pub async fn set_group(&self, name: &str, req: &SetSettings) -> Result<GroupInfo, ClientError> {
+        self.send(Method::PUT, &["groups", name], Some(req)).await
+    }
+
+    // ---- resource types ----
+
+    pub async fn resource_types(&self) -> Result<Vec<ResourceTypeSummary>, ClientError> {
+        self.get(&["resource-types"], None).await
+    }
+
+    pub async fn resource_type(&self, name: &str) -> Result<ResourceTypeInfo, ClientError> {
+        self.get(&["resource-types", name], None).await
     }
 
     // ---- events ----

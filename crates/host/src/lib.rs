@@ -7,7 +7,9 @@
 //!   starts resources in their own sessions, reaps every child, and kills
 //!   everything when the node's lease runs out or the daemon goes away;
 //! * the daemon's side ([`HostHandle`], [`LeaseSender`]): spawns the host and
-//!   talks to it.
+//!   talks to it: start, stop and adopt resource processes, run agent calls
+//!   (`run`: a program killed with its process group at its timeout), and
+//!   `respawn` a host that died, handing it the current lease.
 //!
 //! The daemon and the host speak JSON lines over the host's stdin/stdout.
 //! The lease travels on a separate datagram socket (fd 3 in the host), so
@@ -24,7 +26,9 @@ use std::time::Duration;
 pub use error::{HostError, Result};
 pub use handle::{HostHandle, LeaseSender};
 pub use host::run_host;
-pub use protocol::{HostEvent, StartRequest};
+pub use protocol::{
+    AdoptRequest, HostEvent, RunRequest, RunResult, StartRequest, Started, OUTPUT_MAX,
+};
 
 /// How long before the lease deadline the host kills the resources, so they
 /// are certainly dead when the deadline passes.

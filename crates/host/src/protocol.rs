@@ -27,6 +27,72 @@ pub struct StartRequest {
     /// File that stdout and stderr are appended to; /dev/null when absent.
     #[serde(default)]
     pub log: Option<PathBuf>,
+    /// Run as this user (name) instead of the host's.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// One agent call: a program run to completion (or killed with its whole process group at
+/// `timeout_ms`), with the tails of its output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// What the call is for, in logs: `web-ip start`.
+    pub label: String,
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Added to the host's environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub user: Option<String>,
+    pub timeout_ms: u64,
+    /// Refused without a lease: calls that bring something online (an agent's start).
+    #[serde(default)]
+    pub needs_lease: bool,
+    /// Bytes kept of the end of stdout and of stderr (default and cap: `OUTPUT_MAX`).
+    #[serde(default)]
+    pub output_max: Option<usize>,
+}
+
+/// Most output kept of one stream of a run: enough for any agent's meta-data.
+pub const OUTPUT_MAX: usize = 256 * 1024;
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Exit status, when it exited normally.
+    pub code: Option<i32>,
+    /// Signal number, when a signal killed it.
+    pub signal: Option<i32>,
+    /// It overran its timeout and its process group was killed.
+    pub timed_out: bool,
+    /// The end of its stdout and stderr (lossy UTF-8).
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+}
+
+/// Take over a resource process a previous host started (after that host died): the new
+/// host watches it and enforces the lease on it again. `start_ticks` (from
+/// /proc/PID/stat) proves the pid was not reused meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptRequest {
+    pub resource: String,
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+/// A resource process the host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, it
+    /// names the process for good.
+    pub start_ticks: u64,
 }
 
 /// Something that happened in the host, reported without being asked.
@@ -44,9 +110,9 @@ pub enum HostEvent {
     },
     /// The lease ran out (or was revoked): every resource was killed.
     LeaseExpired { killed: Vec<String> },
-    /// The host process itself is gone. Made by the daemon side, never sent.
+    /// The host process `pid` is gone. Made by the daemon side, never sent.
     #[serde(skip)]
-    HostExited,
+    HostExited { pid: u32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +126,8 @@ pub(crate) struct Request {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Op {
     Start(StartRequest),
+    Run(RunRequest),
+    Adopt(AdoptRequest),
     Stop { resource: String, timeout_ms: u64 },
     Status,
     StopAll { timeout_ms: u64 },
@@ -74,6 +142,12 @@ pub(crate) struct Response {
     /// `start`: the resource's pid (= its process group id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// `start`: the resource's start time (see `Started`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
+    /// `run`: how the program ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunResult>,
     /// `status`: the running resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<Running>>,
@@ -83,6 +157,8 @@ pub(crate) struct Response {
 pub(crate) struct Running {
     pub resource: String,
     pub pid: u32,
+    #[serde(default)]
+    pub start_ticks: u64,
 }
 
 impl Response {

@@ -73,6 +73,7 @@ fn request(resource: &str, command: &str) -> StartRequest {
         env: BTreeMap::new(),
         cwd: None,
         log: None,
+        user: None,
     }
 }
 
@@ -292,7 +293,7 @@ async fn dropping_the_handle_kills_resources_and_the_host() {
     // The host may report the resource's death on its way out; HostExited
     // comes last.
     let mut seen = Vec::new();
-    while seen.last() != Some(&HostEvent::HostExited) {
+    while !matches!(seen.last(), Some(HostEvent::HostExited { .. })) {
         let next = tokio::time::timeout(Duration::from_secs(5), host.events.recv()).await;
         seen.push(
             next.expect("HostExited within 5 s")
@@ -507,9 +508,16 @@ fn raw_protocol_and_parent_death() {
     assert_eq!(started["id"], 1);
     assert_eq!(started["ok"], true);
     let pid = started["pid"].as_u64().expect("pid") as u32;
+    let status = next();
     assert_eq!(
-        next(),
-        serde_json::json!({"id":2,"ok":true,"resources":[{"resource":"r","pid":pid}]})
+        (status["id"].as_u64(), status["ok"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(status["resources"][0]["resource"], "r");
+    assert_eq!(status["resources"][0]["pid"].as_u64(), Some(u64::from(pid)));
+    assert_eq!(
+        status["resources"][0]["start_ticks"],
+        started["start_ticks"]
     );
     let bogus = next();
     assert_eq!(

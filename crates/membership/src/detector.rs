@@ -46,8 +46,10 @@ impl Detector {
         self.settings = settings;
     }
 
-    /// Anything authenticated from the peer (heartbeat or ack) counts as hearing it.
-    /// A heartbeat from the peer: it counts as hearing the peer and feeds the arrival history.
+    /// A heartbeat from the peer: it feeds the arrival history (the adaptive timeout). It
+    /// does not prove the peer alive: a peer that sends but cannot receive (a one-way cut)
+    /// gets no acks, so holds no lease and runs nothing, and must be suspected so that its
+    /// groups move. Only answers to this node's heartbeats ([`Detector::heard_ack`]) do.
     /// A gap longer than the detection time is an outage, not jitter: it starts a new history
     /// instead of inflating the adaptive timeout for every later failure.
     pub fn heard(&mut self, now_ms: u64) {
@@ -63,11 +65,11 @@ impl Detector {
             }
         }
         self.last_heartbeat_ms = Some(now_ms);
-        self.heard_ack(now_ms);
     }
 
-    /// An ack from the peer: proof of life, but its timing follows our own heartbeats, so it
-    /// stays out of the arrival history (mixing both would inflate the variance).
+    /// An answer (ack or pong) to one of this node's heartbeats: proof of life both ways. Its
+    /// timing follows our own heartbeats, so it stays out of the arrival history (mixing both
+    /// would inflate the variance).
     pub fn heard_ack(&mut self, now_ms: u64) {
         self.last_heard_ms = Some(now_ms.max(self.last_heard_ms.unwrap_or(0)));
     }

@@ -204,7 +204,8 @@ impl Membership {
         (seq, due)
     }
 
-    /// A heartbeat arrived from `from`. Returns the epoch to echo if this node acks it.
+    /// A heartbeat arrived from `from`. Returns the epoch to echo if this node acks it; a
+    /// known peer that gets no ack gets a pong.
     pub fn on_heartbeat(&mut self, from: NodeId, now_ms: u64) -> Option<u64> {
         let quiet = now_ms < self.quiet_until_ms;
         let condemned = self.condemned.contains_key(&from);
@@ -215,6 +216,18 @@ impl Membership {
         }
         peer.last_ack_sent_ms = Some(now_ms);
         Some(peer.info.down_epoch)
+    }
+
+    /// A pong arrived from `from`: it heard this node, though it may not ack it.
+    pub fn on_pong(&mut self, from: NodeId, now_ms: u64) {
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.detector.heard_ack(now_ms);
+        }
+    }
+
+    /// Whether `peer` is a member this node exchanges heartbeats with.
+    pub fn knows(&self, peer: NodeId) -> bool {
+        self.peers.contains_key(&peer)
     }
 
     /// An ack arrived from `from` for round `seq`, echoing `epoch`.
@@ -284,13 +297,25 @@ impl Membership {
     /// The silence after which `peer` is suspected now (adaptive, stretched by local health).
     pub fn suspicion_ms(&self, peer: NodeId) -> u64 {
         let stretch = u64::from(self.local_health) + 1;
-        self.peers.get(&peer).map_or(u64::MAX / 4, |p| p.detector.timeout_ms() * stretch)
+        self.peers
+            .get(&peer)
+            .map_or(u64::MAX / 4, |p| p.detector.timeout_ms() * stretch)
     }
 
-    /// Stops acking `peer` until the database shows it down and up again after `epoch`.
-    /// Returns how long ago this node last acked it (None: never), for [`safe_after_ms`].
+    /// Stops acking `peer` until the database shows it up with a `down_epoch` above `epoch`
+    /// (it was declared down and came back). Returns how long ago this node last acked it
+    /// (None: never), for [`safe_after_ms`].
     pub fn condemn(&mut self, peer: NodeId, epoch: u64, now_ms: u64) -> Option<u64> {
-        self.condemned.insert(peer, epoch);
+        // A request that arrives after this node already saw the peer come back (a
+        // coordinator acting on a state older than ours) is over at once; recorded, it would
+        // wait for the next database change, or for ever if the peer never goes down again.
+        let back = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.info.ackable && p.info.down_epoch > epoch);
+        if !back {
+            self.condemned.insert(peer, epoch);
+        }
         let last = self.peers.get(&peer).and_then(|p| p.last_ack_sent_ms);
         last.map(|sent| now_ms.saturating_sub(sent))
     }

@@ -9,9 +9,13 @@ const MAGIC: [u8; 4] = *b"BTH1";
 pub enum PacketKind {
     Heartbeat = 1,
     Ack = 2,
+    /// The answer to a heartbeat of a node that may not ack it (this node is in its start-up
+    /// quiet period, condemned the sender, or sees it down): proof that the link works both
+    /// ways, without any lease credit.
+    Pong = 3,
 }
 
-/// One heartbeat or ack.
+/// One heartbeat, ack or pong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
     pub kind: PacketKind,
@@ -48,6 +52,7 @@ impl Packet {
         let kind = match body[4] {
             1 => PacketKind::Heartbeat,
             2 => PacketKind::Ack,
+            3 => PacketKind::Pong,
             _ => return None,
         };
         let field = |index: usize| {

@@ -129,10 +129,10 @@ fn restarted_node_stays_quiet() {
 #[test]
 fn suspicion_after_detection_time_stretched_by_local_health() {
     let mut membership = three_nodes(1, 0);
-    membership.on_heartbeat(2, 1000);
-    membership.on_heartbeat(3, 1000);
+    membership.on_pong(2, 1000);
+    membership.on_ack(3, 1, 0, 1000);
     assert!(membership.suspects(1500).is_empty());
-    membership.on_heartbeat(3, 1450);
+    membership.on_pong(3, 1450);
     assert_eq!(membership.suspects(1501), vec![2]);
     // This node ran late: it trusts its own silence measurements less.
     membership.note_tick(80);
@@ -218,4 +218,42 @@ fn an_outage_does_not_inflate_the_adaptive_timeout() {
         detector.heard(now);
     }
     assert_eq!(detector.timeout_ms(), 500);
+}
+
+#[test]
+fn a_condemnation_the_peer_already_came_back_from_ends_at_once() {
+    // The coordinator condemned node 1 while its state still showed it down at epoch 1
+    // (asking for epoch 0: "until it is up after that down"); this node already applied the
+    // NodeUp. Recording it would stop acks until node 1 goes down again.
+    let mut membership = three_nodes(2, 0);
+    let back = PeerInfo {
+        down_epoch: 1,
+        ..peer(1)
+    };
+    membership.configure(View {
+        self_votes: 1,
+        self_down_epoch: 0,
+        peers: vec![back, peer(3)],
+    });
+    assert_eq!(membership.on_heartbeat(1, 1000), Some(1));
+    assert_eq!(membership.condemn(1, 0, 1100), Some(100));
+    assert!(!membership.is_condemned(1));
+    assert_eq!(membership.on_heartbeat(1, 1200), Some(1));
+    // The same epoch as the database's is a real condemnation.
+    membership.condemn(1, 1, 1300);
+    assert_eq!(membership.on_heartbeat(1, 1400), None);
+}
+
+#[test]
+fn a_peer_that_sends_but_does_not_answer_is_suspected() {
+    // Node 2 hears nobody (a one-way cut): its heartbeats still arrive, but it answers none
+    // of ours. It cannot hold a lease, so it must be suspected for its groups to move.
+    let mut membership = three_nodes(1, 0);
+    membership.on_ack(2, 1, 0, 1000);
+    membership.on_ack(3, 1, 0, 1000);
+    for now in (1100..=1600).step_by(100) {
+        assert_eq!(membership.on_heartbeat(2, now), Some(0));
+        membership.on_pong(3, now);
+    }
+    assert_eq!(membership.suspects(1601), vec![2]);
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{ClusterProperties, Desired, GroupStatus, NodeId, ResourceType};
+use crate::resource::{GroupSetting, ResourceSetting, ResourceState, ResourceType};
+use crate::types::{ClusterProperties, Desired, GroupStatus, NodeId};
 
 /// One global update. IDs and timestamps are made before proposing, so `apply` is deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +73,9 @@ pub enum Command {
         generation: u64,
         target: Option<NodeId>,
         reason: String,
+        /// The policy's reason, kept for the placement on `target` (added with command 22).
+        #[serde(default)]
+        pending_reason: Option<baton_policy::Reason>,
     },
     /// 16. Owner: the group is offline on `node` for `generation`; its assignment ends.
     GroupStopped {
@@ -100,6 +104,49 @@ pub enum Command {
     FailGroup { group: String, reason: String },
     /// 21. Coordinator: a move request cannot be carried out; it is dropped with the reason.
     RejectMove { group: String, reason: String },
+    /// 22. `baton resource set R key=value...`: health checks, timeouts, restart policy,
+    ///     possible owners, type parameters.
+    SetResource {
+        name: String,
+        settings: Vec<ResourceSetting>,
+    },
+    /// 23. `baton resource depend R EXPR`: `None` (or an empty expression) removes them.
+    SetDependencies {
+        resource: String,
+        expression: Option<String>,
+    },
+    /// 24. `baton group set G key=value...`: failover policy, failback, priority,
+    ///     anti-affinity, preferred owners.
+    SetGroup {
+        name: String,
+        settings: Vec<GroupSetting>,
+    },
+    /// 25. Owner: the state of one resource of a group it runs for `generation`.
+    ReportResourceState {
+        resource: String,
+        node: NodeId,
+        generation: u64,
+        state: ResourceState,
+        message: String,
+        misconfigured: bool,
+    },
+    /// 26. Coordinator: restart a failed resource in place on its owner; appends to its
+    ///     restart history. Only applies to a resource that is failed.
+    RestartResource {
+        resource: String,
+        node: NodeId,
+        generation: u64,
+        reason: String,
+    },
+    /// 27. Coordinator: forget the assignment to a lost owner (down, lease expired).
+    ClearAssignment {
+        group: String,
+        node: NodeId,
+        generation: u64,
+        reason: String,
+    },
+    /// 28. Coordinator: the plan's explanation of where the group is or goes, and why.
+    ExplainGroup { group: String, text: String },
 }
 
 /// A command together with the proposer's wall clock, the only time `apply` may use.

@@ -34,21 +34,55 @@ pub enum ModelError {
     LastNode(String),
     #[error("group `{group}` is online on {node}: take it offline first (`baton group offline {group}`)")]
     GroupOnline { group: String, node: String },
-    #[error("unknown resource type `{0}`: known types are: process")]
+    #[error("unknown resource type `{0}`: known types are process, systemd and ocf:PROVIDER:AGENT (e.g. ocf:heartbeat:Dummy)")]
     UnknownType(String),
     #[error("resource type {rtype} requires parameter `{param}`: add --param {param}=...")]
-    MissingParam {
-        rtype: &'static str,
-        param: &'static str,
-    },
-    #[error(
-        "resource type {rtype} has no parameter `{param}`: accepted are {accepted} and env.NAME"
-    )]
+    MissingParam { rtype: String, param: String },
+    #[error("resource type {rtype} has no parameter `{param}`: accepted are {accepted}")]
     UnknownParam {
-        rtype: &'static str,
+        rtype: String,
         param: String,
         accepted: String,
     },
+    #[error("unknown {kind} setting `{key}`: known are {accepted}")]
+    UnknownSetting {
+        kind: &'static str,
+        key: String,
+        accepted: String,
+    },
+    #[error("invalid {field} `{value}`: {fix}")]
+    InvalidSetting {
+        field: String,
+        value: String,
+        fix: String,
+    },
+    #[error("invalid dependencies of resource `{resource}`: {error}")]
+    DependencySyntax { resource: String, error: String },
+    #[error("resource `{resource}` cannot depend on `{name}`: it is not a resource of group `{group}` (dependencies stay inside a group)")]
+    DependencyUnknown {
+        resource: String,
+        name: String,
+        group: String,
+    },
+    #[error("{0}")]
+    DependencyCycle(String),
+    #[error("resource `{resource}` is a dependency of {dependents}: change their dependencies first (`baton resource depend NAME ''`)")]
+    DependedOn {
+        resource: String,
+        dependents: String,
+    },
+    #[error(
+        "possible owners leave no node to run group `{group}`: {detail}; widen possible_owners"
+    )]
+    NoPossibleOwner { group: String, detail: String },
+    #[error(
+        "{field}: node {node} is not a member of the cluster (`baton node list` shows the members)"
+    )]
+    NotAMember { field: &'static str, node: String },
+    #[error("resource `{resource}` is {state}, not failed: nothing to restart")]
+    NotFailed { resource: String, state: String },
+    #[error("owner {node} of group `{group}` is not down: its assignment stays")]
+    OwnerNotLost { group: String, node: String },
     #[error("invalid {field}: {reason}")]
     InvalidProperty { field: &'static str, reason: String },
     #[error("stale {what}: the group's current generation is {current}, not {given}")]

@@ -6,15 +6,20 @@
 
 mod command;
 mod error;
+mod resource;
+pub mod settings;
 mod state;
 mod types;
 mod validate;
 
 pub use command::{Command, CommandResult, Update};
 pub use error::ModelError;
+pub use resource::*;
 pub use state::{ClusterState, EVENTS_MAX, FAILOVER_HISTORY_MAX};
 pub use types::*;
 pub use validate::{check_name, NAME_LEN_MAX};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_resources;

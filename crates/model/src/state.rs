@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResult, Update};
 use crate::error::ModelError;
+use crate::resource::*;
 use crate::types::*;
 
 /// How many events the database keeps; older ones are dropped first.
@@ -139,7 +140,16 @@ impl ClusterState {
             Command::EvictNode { node } => self.evict(*node, now_ms),
             Command::SetProperties { properties } => {
                 self.properties = *properties;
-                self.record(now_ms, format!("cluster properties set: {properties:?}"));
+                self.record(
+                    now_ms,
+                    format!(
+                        "heartbeats set: same subnet {} ms x {}, cross subnet {} ms x {}",
+                        properties.same_subnet.delay_ms,
+                        properties.same_subnet.threshold,
+                        properties.cross_subnet.delay_ms,
+                        properties.cross_subnet.threshold
+                    ),
+                );
             }
             Command::CreateGroup {
                 name,
@@ -176,8 +186,14 @@ impl ClusterState {
                 group,
                 target,
                 reason,
+                pending_reason,
                 ..
-            } => self.release(group, *target, reason, now_ms),
+            } => {
+                self.release(group, *target, reason, now_ms);
+                if let Some(entry) = self.groups.get_mut(group) {
+                    entry.pending_reason = pending_reason.clone().filter(|_| target.is_some());
+                }
+            }
             Command::GroupStopped {
                 group,
                 node,
@@ -200,6 +216,8 @@ impl ClusterState {
                     group: group.clone(),
                     resource_type: resource_type.clone(),
                     params: params.clone(),
+                    policy: ResourcePolicy::default(),
+                    status: ResourceStatus::default(),
                 };
                 self.resources.insert(name.clone(), resource);
                 self.record(now_ms, format!("resource {name} created in group {group}"));
@@ -222,8 +240,137 @@ impl ClusterState {
                 }
                 self.record(now_ms, format!("move of group {group} refused: {reason}"));
             }
+            _ => self.mutate_resources(command, now_ms),
         }
         CommandResult::Ok
+    }
+
+    /// The commands of resource and group policies, resource states and the executor's
+    /// bookkeeping (commands 22 and later).
+    fn mutate_resources(&mut self, command: &Command, now_ms: u64) {
+        match command {
+            Command::SetResource { name, settings } => {
+                if let Some(entry) = self.resources.get_mut(name) {
+                    *entry = entry.with_settings(settings);
+                }
+                self.record(now_ms, format!("resource {name} settings changed"));
+            }
+            Command::SetDependencies {
+                resource,
+                expression,
+            } => {
+                let normalized =
+                    crate::validate::check_dependencies(self, resource, expression.as_deref());
+                let normalized = normalized.ok().flatten();
+                let text = normalized.clone().unwrap_or_else(|| "nothing".to_string());
+                if let Some(entry) = self.resources.get_mut(resource) {
+                    entry.policy.depends_on = normalized;
+                }
+                self.record(now_ms, format!("resource {resource} depends on {text}"));
+            }
+            Command::SetGroup { name, settings } => {
+                if let Some(entry) = self.groups.get_mut(name) {
+                    settings.iter().for_each(|s| apply_group_setting(entry, s));
+                }
+                self.record(now_ms, format!("group {name} settings changed"));
+            }
+            Command::ReportResourceState {
+                resource,
+                node,
+                state,
+                message,
+                misconfigured,
+                ..
+            } => self.report_resource(resource, *node, *state, message, *misconfigured, now_ms),
+            Command::RestartResource {
+                resource, reason, ..
+            } => self.restart_resource(resource, reason, now_ms),
+            Command::ClearAssignment { group, reason, .. } => {
+                self.clear_assignment(group, reason, now_ms)
+            }
+            Command::ExplainGroup { group, text } => {
+                if let Some(entry) = self.groups.get_mut(group) {
+                    entry.explanation = text.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn report_resource(
+        &mut self,
+        resource: &str,
+        node: NodeId,
+        state: ResourceState,
+        message: &str,
+        misconfigured: bool,
+        now_ms: u64,
+    ) {
+        let node_name = self.node_name(node);
+        let Some(entry) = self.resources.get_mut(resource) else {
+            return;
+        };
+        let status = &mut entry.status;
+        let changed = status.state != state;
+        if changed && state == ResourceState::Failed {
+            status.failed_at_ms = Some(now_ms);
+        }
+        status.state = state;
+        status.message = message.to_string();
+        status.misconfigured = misconfigured;
+        // Pending states are transient: stored for `resource show`, not worth an event.
+        let pending = matches!(
+            state,
+            ResourceState::OnlinePending | ResourceState::OfflinePending
+        );
+        if changed && !pending {
+            let text = format!(
+                "resource {resource} is {state:?} on {node_name}{}",
+                suffix(message)
+            );
+            self.record(now_ms, text);
+        }
+    }
+
+    fn restart_resource(&mut self, resource: &str, reason: &str, now_ms: u64) {
+        let Some(entry) = self.resources.get_mut(resource) else {
+            return;
+        };
+        let status = &mut entry.status;
+        status.restart_history_ms.push(now_ms);
+        let excess = status
+            .restart_history_ms
+            .len()
+            .saturating_sub(RESTART_HISTORY_MAX);
+        status.restart_history_ms.drain(..excess);
+        status.restart_requests += 1;
+        status.state = ResourceState::OnlinePending;
+        status.message = format!("restarting: {reason}");
+        self.record(now_ms, format!("resource {resource} restarting: {reason}"));
+    }
+
+    fn clear_assignment(&mut self, group: &str, reason: &str, now_ms: u64) {
+        let Some(entry) = self.groups.get_mut(group) else {
+            return;
+        };
+        entry.assignment = None;
+        if entry.status != GroupStatus::Failed {
+            entry.status = GroupStatus::Offline;
+        }
+        entry.last_reason = reason.to_string();
+        self.offline_resources(group);
+        self.record(now_ms, format!("group {group} unassigned: {reason}"));
+    }
+
+    /// The group runs nowhere any more: its resources are offline, but a failure stays
+    /// recorded (its retry period and message still matter).
+    fn offline_resources(&mut self, group: &str) {
+        for resource in self.resources.values_mut().filter(|r| r.group == group) {
+            if resource.status.state != ResourceState::Failed {
+                resource.status.state = ResourceState::Offline;
+                resource.status.message.clear();
+            }
+        }
     }
 
     fn join(
@@ -275,6 +422,11 @@ impl ClusterState {
         for group in self.groups.values_mut() {
             group.preferred_owners.retain(|owner| *owner != node);
         }
+        for resource in self.resources.values_mut() {
+            if let Some(owners) = resource.policy.possible_owners.as_mut() {
+                owners.retain(|owner| *owner != node);
+            }
+        }
         self.record(now_ms, format!("node {name} evicted"));
     }
 
@@ -285,6 +437,10 @@ impl ClusterState {
                 // An explicit online clears a failure: the operator asks for a new attempt.
                 entry.status = GroupStatus::Offline;
                 entry.failover_history_ms.clear();
+                for resource in self.resources.values_mut().filter(|r| r.group == group) {
+                    resource.status.misconfigured = false;
+                    resource.status.restart_history_ms.clear();
+                }
             }
         }
         self.record(now_ms, format!("group {group} set {desired:?}"));
@@ -314,6 +470,17 @@ impl ClusterState {
         entry.status_message.clear();
         entry.last_reason = reason.to_string();
         entry.move_request = None;
+        entry.pending_reason = None;
+        for resource in self.resources.values_mut().filter(|r| r.group == group) {
+            // A new placement starts afresh: restart budgets are per placement, as in WSFC.
+            resource.status = ResourceStatus {
+                restart_requests: resource.status.restart_requests,
+                ..ResourceStatus::default()
+            };
+        }
+        let Some(entry) = self.groups.get_mut(group) else {
+            return;
+        };
         if failover {
             entry.failover_history_ms.push(now_ms);
             let excess = entry
@@ -351,6 +518,7 @@ impl ClusterState {
         if entry.status != GroupStatus::Failed {
             entry.status = GroupStatus::Offline;
         }
+        self.offline_resources(group);
         self.record(
             now_ms,
             format!("group {group} offline on {node_name} (generation {generation})"),
@@ -410,5 +578,20 @@ fn new_group(name: &str, preferred_owners: &[NodeId]) -> Group {
         pending_target: None,
         last_reason: "created".to_string(),
         failover_history_ms: Vec::new(),
+        policy: GroupPolicy::default(),
+        pending_reason: None,
+        explanation: String::new(),
+    }
+}
+
+fn apply_group_setting(group: &mut Group, setting: &GroupSetting) {
+    let policy = &mut group.policy;
+    match setting {
+        GroupSetting::FailoverThreshold(threshold) => policy.failover_threshold = *threshold,
+        GroupSetting::FailoverPeriodMs(ms) => policy.failover_period_ms = *ms,
+        GroupSetting::Failback(failback) => policy.failback = *failback,
+        GroupSetting::Priority(priority) => policy.priority = *priority,
+        GroupSetting::AntiAffinity(classes) => policy.anti_affinity = classes.clone(),
+        GroupSetting::PreferredOwners(owners) => group.preferred_owners = owners.clone(),
     }
 }

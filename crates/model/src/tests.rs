@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use crate::*;
 
-fn update(now_ms: u64, command: Command) -> Update {
+pub(crate) fn update(now_ms: u64, command: Command) -> Update {
     Update { now_ms, command }
 }
 
-fn cluster() -> ClusterState {
+pub(crate) fn cluster() -> ClusterState {
     let mut state = ClusterState::default();
     let init = Command::Initialize {
         cluster_name: "prod".into(),
@@ -45,7 +45,7 @@ fn cluster() -> ClusterState {
     state
 }
 
-fn with_group(mut state: ClusterState) -> ClusterState {
+pub(crate) fn with_group(mut state: ClusterState) -> ClusterState {
     let create = Command::CreateGroup {
         name: "web".into(),
         preferred_owners: vec![1, 2, 3],
@@ -54,7 +54,7 @@ fn with_group(mut state: ClusterState) -> ClusterState {
     state
 }
 
-fn rejected(result: CommandResult) -> String {
+pub(crate) fn rejected(result: CommandResult) -> String {
     match result {
         CommandResult::Rejected { reason } => reason,
         other => panic!("expected a rejection, got {other:?}"),
@@ -178,6 +178,7 @@ fn planned_move_goes_through_release_and_stop() {
             generation: 1,
             target: Some(3),
             reason: "move".into(),
+            pending_reason: None,
         },
     ));
     assert!(state.groups["web"].assignment.is_some_and(|a| a.releasing));

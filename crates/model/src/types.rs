@@ -1,8 +1,8 @@
 //! Vocabulary types stored in the cluster database.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::resource::GroupPolicy;
 
 /// A node's identity in the cluster and in the Raft configuration. Assigned at join, never reused.
 pub type NodeId = u64;
@@ -96,45 +96,15 @@ pub struct Group {
     pub last_reason: String,
     /// Unix ms of past failovers, for the failover policy.
     pub failover_history_ms: Vec<u64>,
-}
-
-/// The agent that manages a resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ResourceType {
-    /// A generic application: `command` run by `/bin/sh -c`.
-    Process,
-}
-
-impl ResourceType {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "process" => Some(Self::Process),
-            _ => None,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Process => "process",
-        }
-    }
-
-    /// Parameters this type requires, and those it accepts besides.
-    pub fn parameters(&self) -> (&'static [&'static str], &'static [&'static str]) {
-        match self {
-            Self::Process => (&["command"], &["cwd", "stop_timeout"]),
-        }
-    }
-}
-
-/// One managed thing inside a group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resource {
-    pub name: String,
-    pub group: String,
-    pub resource_type: ResourceType,
-    /// Type parameters; `env.NAME` keys become environment variables of a process.
-    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub policy: GroupPolicy,
+    /// Why the group was released toward `pending_target`, kept for its placement there (a
+    /// failover released after restarts were used up still counts as a failover).
+    #[serde(default)]
+    pub pending_reason: Option<baton_policy::Reason>,
+    /// The coordinator's latest explanation of where the group is or goes, and why.
+    #[serde(default)]
+    pub explanation: String,
 }
 
 /// Heartbeat interval and missed-beat threshold for one class of peers.

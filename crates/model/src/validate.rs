@@ -2,8 +2,10 @@
 
 use crate::command::Command;
 use crate::error::ModelError;
+use crate::resource::*;
 use crate::state::ClusterState;
 use crate::types::*;
+use baton_policy::DepExpr;
 
 /// Longest accepted name of a node, group or resource.
 pub const NAME_LEN_MAX: usize = 63;
@@ -52,9 +54,7 @@ pub(crate) fn validate(
                     name: name.clone(),
                 });
             }
-            preferred_owners
-                .iter()
-                .try_for_each(|node| node_exists(state, *node))
+            check_members(state, "preferred_owners", preferred_owners)
         }
         Command::DeleteGroup { name } => check_delete_group(state, name),
         Command::SetGroupDesired { group, .. } => group_exists(state, group).map(drop),
@@ -84,18 +84,7 @@ pub(crate) fn validate(
             node,
             generation,
             ..
-        } => {
-            let assignment = assigned(state, group)?;
-            same_generation("report", assignment.generation, *generation)?;
-            if assignment.node != *node {
-                return Err(ModelError::StaleGeneration {
-                    what: "owner",
-                    current: assignment.node,
-                    given: *node,
-                });
-            }
-            Ok(())
-        }
+        } => check_owner(state, group, *node, *generation),
         Command::CreateResource {
             name,
             group,
@@ -103,15 +92,58 @@ pub(crate) fn validate(
             params,
         } => check_create_resource(state, name, group, resource_type, params),
         Command::DeleteResource { name } => {
-            let resource = state
-                .resources
-                .get(name)
-                .ok_or_else(|| ModelError::UnknownResource(name.clone()))?;
-            check_offline(state, &resource.group)
+            let resource = resource_exists(state, name)?;
+            check_offline(state, &resource.group)?;
+            check_not_depended_on(state, resource)
         }
-        Command::FailGroup { group, .. } | Command::RejectMove { group, .. } => {
-            group_exists(state, group).map(drop)
+        Command::FailGroup { group, .. }
+        | Command::RejectMove { group, .. }
+        | Command::ExplainGroup { group, .. } => group_exists(state, group).map(drop),
+        Command::SetResource { name, settings } => {
+            let resource = resource_exists(state, name)?;
+            let next = resource.with_settings(settings);
+            check_params(&next.resource_type, &next.params)?;
+            check_resource_policy(state, &next)
         }
+        Command::SetDependencies {
+            resource,
+            expression,
+        } => check_dependencies(state, resource, expression.as_deref()).map(drop),
+        Command::SetGroup { name, settings } => {
+            group_exists(state, name)?;
+            check_group_settings(state, settings)
+        }
+        Command::ReportResourceState {
+            resource,
+            node,
+            generation,
+            ..
+        } => {
+            let entry = resource_exists(state, resource)?;
+            check_owner(state, &entry.group, *node, *generation)
+        }
+        Command::RestartResource {
+            resource,
+            node,
+            generation,
+            ..
+        } => {
+            let entry = resource_exists(state, resource)?;
+            check_owner(state, &entry.group, *node, *generation)?;
+            if entry.status.state != ResourceState::Failed {
+                return Err(ModelError::NotFailed {
+                    resource: resource.clone(),
+                    state: format!("{:?}", entry.status.state),
+                });
+            }
+            Ok(())
+        }
+        Command::ClearAssignment {
+            group,
+            node,
+            generation,
+            ..
+        } => check_clear(state, group, *node, *generation),
     }
 }
 
@@ -140,6 +172,46 @@ fn node_exists(state: &ClusterState, node: NodeId) -> Result<(), ModelError> {
         .get(&node)
         .map(drop)
         .ok_or_else(|| ModelError::UnknownNode(format!("#{node}")))
+}
+
+fn resource_exists<'a>(state: &'a ClusterState, name: &str) -> Result<&'a Resource, ModelError> {
+    state
+        .resources
+        .get(name)
+        .ok_or_else(|| ModelError::UnknownResource(name.to_string()))
+}
+
+fn check_members(
+    state: &ClusterState,
+    field: &'static str,
+    nodes: &[NodeId],
+) -> Result<(), ModelError> {
+    match nodes.iter().find(|id| !state.nodes.contains_key(id)) {
+        Some(id) => Err(ModelError::NotAMember {
+            field,
+            node: format!("#{id}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The report or request is about the group's current assignment on `node`.
+fn check_owner(
+    state: &ClusterState,
+    group: &str,
+    node: NodeId,
+    generation: u64,
+) -> Result<(), ModelError> {
+    let assignment = assigned(state, group)?;
+    same_generation("report", assignment.generation, generation)?;
+    if assignment.node != node {
+        return Err(ModelError::StaleGeneration {
+            what: "owner",
+            current: assignment.node,
+            given: node,
+        });
+    }
+    Ok(())
 }
 
 fn group_exists<'a>(state: &'a ClusterState, group: &str) -> Result<&'a Group, ModelError> {
@@ -317,31 +389,253 @@ fn check_create_resource(
         });
     }
     group_exists(state, group)?;
-    let (required, optional) = resource_type.parameters();
+    check_params(resource_type, params)
+}
+
+/// Required parameters present and non-empty, no unknown ones, for the types whose parameters
+/// the model knows (OCF agents are checked against their meta-data by the API).
+pub fn check_params(
+    resource_type: &ResourceType,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    params
+        .keys()
+        .try_for_each(|key| crate::settings::check_param_key(key))?;
     let rtype = resource_type.name();
+    if ResourceType::parse(&rtype).as_ref() != Some(resource_type) {
+        return Err(ModelError::UnknownType(rtype));
+    }
+    let Some((required, optional)) = resource_type.parameters() else {
+        return Ok(());
+    };
     for param in required {
         if params
             .get(*param)
             .is_none_or(|value| value.trim().is_empty())
         {
-            return Err(ModelError::MissingParam { rtype, param });
+            return Err(ModelError::MissingParam {
+                rtype,
+                param: param.to_string(),
+            });
         }
     }
+    let takes_env = *resource_type == ResourceType::Process;
     for param in params.keys() {
         let known = required.contains(&param.as_str()) || optional.contains(&param.as_str());
-        if !known && !param.starts_with("env.") {
-            let accepted = required
-                .iter()
-                .chain(optional)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
+        let env = takes_env && param.starts_with("env.");
+        if !known && !env {
+            let mut accepted: Vec<&str> = required.iter().chain(optional).copied().collect();
+            if takes_env {
+                accepted.push("env.NAME");
+            }
             return Err(ModelError::UnknownParam {
                 rtype,
                 param: param.clone(),
-                accepted,
+                accepted: accepted.join(", "),
             });
         }
+    }
+    check_process_checks(params)
+}
+
+/// The IsAlive checks of a process have a syntax the model can check.
+fn check_process_checks(
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let invalid = |field: &str, value: &str, fix: &str| ModelError::InvalidSetting {
+        field: format!("param {field}"),
+        value: value.to_string(),
+        fix: fix.to_string(),
+    };
+    if let Some(value) = params.get("check_tcp") {
+        let port = value.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+        if !matches!(port, Some(Ok(p)) if p > 0) {
+            return Err(invalid(
+                "check_tcp",
+                value,
+                "use HOST:PORT, e.g. 127.0.0.1:8080",
+            ));
+        }
+    }
+    if let Some(value) = params.get("check_http") {
+        if !value.starts_with("http://") {
+            return Err(invalid(
+                "check_http",
+                value,
+                "use an http:// URL, e.g. http://127.0.0.1:8080/health",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Possible owners are members, and the group keeps at least one node every resource may
+/// run on.
+fn check_resource_policy(state: &ClusterState, next: &Resource) -> Result<(), ModelError> {
+    let policy = &next.policy;
+    for (field, ms) in [
+        ("looks_alive", policy.looks_alive_ms),
+        ("is_alive", policy.is_alive_ms),
+        ("pending_timeout", policy.pending_timeout_ms),
+        ("retry_period", policy.retry_period_ms),
+        ("restart period", policy.restart.period_ms),
+    ] {
+        if ms < 100 {
+            return Err(ModelError::InvalidSetting {
+                field: field.to_string(),
+                value: format!("{ms}ms"),
+                fix: "use at least 100ms".to_string(),
+            });
+        }
+    }
+    if let Some(owners) = &next.policy.possible_owners {
+        check_members(state, "possible_owners", owners)?;
+    }
+    let restricted: Vec<&Resource> = state
+        .group_resources(&next.group)
+        .map(|r| if r.name == next.name { next } else { r })
+        .filter(|r| r.policy.possible_owners.is_some())
+        .collect();
+    let fits = |id: &NodeId| {
+        restricted.iter().all(|r| {
+            r.policy
+                .possible_owners
+                .as_ref()
+                .is_none_or(|owners| owners.contains(id))
+        })
+    };
+    if restricted.is_empty() || state.nodes.keys().any(fits) {
+        return Ok(());
+    }
+    let detail = restricted
+        .iter()
+        .map(|r| {
+            let owners = r.policy.possible_owners.as_deref().unwrap_or_default();
+            let names: Vec<String> = owners.iter().map(|id| state.node_name(*id)).collect();
+            let names = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(",")
+            };
+            format!("{} may run on {names}", r.name)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ModelError::NoPossibleOwner {
+        group: next.group.clone(),
+        detail,
+    })
+}
+
+fn check_group_settings(state: &ClusterState, settings: &[GroupSetting]) -> Result<(), ModelError> {
+    for setting in settings {
+        match setting {
+            GroupSetting::PreferredOwners(owners) => {
+                check_members(state, "preferred_owners", owners)?
+            }
+            GroupSetting::AntiAffinity(classes) => classes
+                .iter()
+                .try_for_each(|class| check_name("anti_affinity class", class))?,
+            GroupSetting::FailoverThreshold(_)
+            | GroupSetting::FailoverPeriodMs(_)
+            | GroupSetting::Failback(_)
+            | GroupSetting::Priority(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parses and normalizes a dependency expression: every name a resource of the same group,
+/// no cycle. Returns the normalized text (`None` = no dependencies).
+pub fn check_dependencies(
+    state: &ClusterState,
+    resource: &str,
+    expression: Option<&str>,
+) -> Result<Option<String>, ModelError> {
+    let entry = resource_exists(state, resource)?;
+    let Some(text) = expression.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let expr = DepExpr::parse(text).map_err(|error| ModelError::DependencySyntax {
+        resource: resource.to_string(),
+        error: error.to_string(),
+    })?;
+    for name in expr.references() {
+        let same_group = state
+            .resources
+            .get(name)
+            .is_some_and(|r| r.group == entry.group);
+        if !same_group {
+            return Err(ModelError::DependencyUnknown {
+                resource: resource.to_string(),
+                name: name.to_string(),
+                group: entry.group.clone(),
+            });
+        }
+    }
+    let normalized = expr.to_string();
+    let mut group = baton_policy::GroupView::new(entry.group.clone());
+    // The changed resource first, so a cycle is named starting from it.
+    let mut members: Vec<&Resource> = state.group_resources(&entry.group).collect();
+    members.sort_by_key(|r| r.name != resource);
+    for other in members {
+        let mut view = baton_policy::ResourceView::new(other.name.clone());
+        view.depends_on = if other.name == resource {
+            Some(expr.clone())
+        } else {
+            other
+                .policy
+                .depends_on
+                .as_deref()
+                .and_then(|t| DepExpr::parse(t).ok())
+        };
+        group.resources.push(view);
+    }
+    baton_policy::check_cycles(&group)
+        .map_err(|cycle| ModelError::DependencyCycle(cycle.to_string()))?;
+    Ok(Some(normalized))
+}
+
+/// A resource that others name in their dependencies cannot be deleted.
+fn check_not_depended_on(state: &ClusterState, resource: &Resource) -> Result<(), ModelError> {
+    let dependents: Vec<&str> = state
+        .group_resources(&resource.group)
+        .filter(|r| {
+            r.policy
+                .depends_on
+                .as_deref()
+                .and_then(|t| DepExpr::parse(t).ok())
+                .is_some_and(|expr| expr.references().contains(&resource.name.as_str()))
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    if dependents.is_empty() {
+        return Ok(());
+    }
+    Err(ModelError::DependedOn {
+        resource: resource.name.clone(),
+        dependents: dependents.join(", "),
+    })
+}
+
+/// Only the coordinator clears an assignment, and only of an owner that is down (it proposes
+/// this after the owner's lease has certainly expired).
+fn check_clear(
+    state: &ClusterState,
+    group: &str,
+    node: NodeId,
+    generation: u64,
+) -> Result<(), ModelError> {
+    check_owner(state, group, node, generation)?;
+    let down = state
+        .nodes
+        .get(&node)
+        .is_none_or(|n| n.state == NodeState::Down);
+    if !down {
+        return Err(ModelError::OwnerNotLost {
+            group: group.to_string(),
+            node: state.node_name(node),
+        });
     }
     Ok(())
 }

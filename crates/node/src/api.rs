@@ -22,6 +22,8 @@ use crate::clock::wall_ms;
 use crate::node::{Node, ProposeError};
 use crate::setup::{random_hex, sha256_hex};
 
+mod resources;
+
 type Shared = State<Arc<Node>>;
 
 /// An error answer: status plus the `ApiError` body naming the problem and the fix.
@@ -81,14 +83,31 @@ pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
         .route("/api/v1/nodes/{name}/resume", post(resume_node))
         .route("/api/v1/join-tokens", post(create_join_token))
         .route("/api/v1/groups", get(groups).post(create_group))
-        .route("/api/v1/groups/{name}", get(group).delete(delete_group))
+        .route(
+            "/api/v1/groups/{name}",
+            get(group).put(resources::set_group).delete(delete_group),
+        )
         .route("/api/v1/groups/{name}/online", post(group_online))
         .route("/api/v1/groups/{name}/offline", post(group_offline))
         .route("/api/v1/groups/{name}/move", post(move_group))
-        .route("/api/v1/resources", get(resources).post(create_resource))
+        .route(
+            "/api/v1/resources",
+            get(resources).post(resources::create_resource),
+        )
         .route(
             "/api/v1/resources/{name}",
-            axum::routing::delete(delete_resource),
+            get(resources::resource)
+                .put(resources::set_resource)
+                .delete(delete_resource),
+        )
+        .route(
+            "/api/v1/resources/{name}/dependencies",
+            put(resources::set_dependencies),
+        )
+        .route("/api/v1/resource-types", get(resources::resource_types))
+        .route(
+            "/api/v1/resource-types/{name}",
+            get(resources::resource_type),
         )
         .route("/api/v1/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(node, authorize))
@@ -351,11 +370,9 @@ fn group_answer(state: &ClusterState, name: &str) -> ApiResult<GroupInfo> {
     Ok(Json(group_info(state, entry)))
 }
 
-/// Failovers counted by the failover policy window (6 h).
-const FAILOVER_WINDOW_MS: u64 = 6 * 3600 * 1000;
-
 fn group_info(state: &ClusterState, entry: &baton_model::Group) -> GroupInfo {
     let now = wall_ms();
+    let period_ms = entry.policy.failover_period_ms;
     GroupInfo {
         name: entry.name.clone(),
         preferred_owners: entry
@@ -376,8 +393,14 @@ fn group_info(state: &ClusterState, entry: &baton_model::Group) -> GroupInfo {
         failovers_recent: entry
             .failover_history_ms
             .iter()
-            .filter(|t| now.saturating_sub(**t) < FAILOVER_WINDOW_MS)
+            .filter(|t| now.saturating_sub(**t) < period_ms)
             .count(),
+        explanation: entry.explanation.clone(),
+        settings: resources::group_settings(&entry.policy),
+        resource_states: state
+            .group_resources(&entry.name)
+            .map(|r| (r.name.clone(), resources::state_text(r)))
+            .collect(),
     }
 }
 
@@ -469,45 +492,8 @@ async fn resources(State(node): Shared) -> ApiResult<Vec<ResourceInfo>> {
         view.state
             .resources
             .values()
-            .map(|r| resource_info(&view.state, r))
+            .map(|r| resources::resource_info(&view.state, r, wall_ms()))
             .collect(),
-    ))
-}
-
-fn resource_info(state: &ClusterState, resource: &baton_model::Resource) -> ResourceInfo {
-    let group = state.groups.get(&resource.group);
-    ResourceInfo {
-        name: resource.name.clone(),
-        group: resource.group.clone(),
-        resource_type: resource.resource_type.name().to_string(),
-        params: resource.params.clone(),
-        owner: group
-            .and_then(|g| g.assignment)
-            .map(|a| state.node_name(a.node)),
-        status: group.map_or_else(|| "Offline".to_string(), |g| format!("{:?}", g.status)),
-    }
-}
-
-async fn create_resource(
-    State(node): Shared,
-    Json(request): Json<CreateResource>,
-) -> Result<(StatusCode, Json<ResourceInfo>), ApiFailure> {
-    let resource_type = baton_model::ResourceType::parse(&request.resource_type)
-        .ok_or_else(|| ApiFailure::from(ModelError::UnknownType(request.resource_type.clone())))?;
-    let command = Command::CreateResource {
-        name: request.name.clone(),
-        group: request.group.clone(),
-        resource_type,
-        params: request.params.clone(),
-    };
-    let view = submit(&node, command).await?;
-    let resource =
-        view.state.resources.get(&request.name).ok_or_else(|| {
-            ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "resource vanished")
-        })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(resource_info(&view.state, resource)),
     ))
 }
 

@@ -56,13 +56,17 @@ pub async fn run(node: Arc<Node>) {
 async fn elect_if_leader_silent(node: &Node, last_election_ms: &mut u64) {
     let Some(leader) = node.leader() else { return };
     let now = mono_ms();
-    let rank = voter_ids(node).into_iter().filter(|id| *id != leader).position(|id| id == node.id());
+    let rank = voter_ids(node)
+        .into_iter()
+        .filter(|id| *id != leader)
+        .position(|id| id == node.id());
     let Some(rank) = rank else { return };
     let stagger_ms = rank as u64 * ELECTION_STAGGER_MS;
     let suspected = {
         let membership = node.heartbeat.membership();
         let silence = membership.silence_ms(leader, now).unwrap_or(0);
-        membership.suspects(now).contains(&leader) && silence >= membership.suspicion_ms(leader) + stagger_ms
+        membership.suspects(now).contains(&leader)
+            && silence >= membership.suspicion_ms(leader) + stagger_ms
     };
     if suspected && now >= *last_election_ms + ELECTION_BACKOFF_MS {
         *last_election_ms = now;
@@ -72,7 +76,7 @@ async fn elect_if_leader_silent(node: &Node, last_election_ms: &mut u64) {
 }
 
 /// At most one early election per this interval from one node.
-const ELECTION_BACKOFF_MS: u64 = 300;
+const ELECTION_BACKOFF_MS: u64 = 150;
 /// Delay between the early elections of successive voters.
 const ELECTION_STAGGER_MS: u64 = 120;
 
@@ -196,15 +200,17 @@ impl Coordinator {
         }
     }
 
-    async fn execute_plan(&mut self, node: &Node, state: &ClusterState) {
+    async fn execute_plan(&mut self, node: &Arc<Node>, state: &ClusterState) {
         let now = mono_ms();
         let input = plan_input(state, &self.fenced_after, now, wall_ms());
         let plan = policy::plan(&input);
-        for action in plan.actions {
-            if let Some(command) = command_for(state, action) {
-                propose_logged(node, command).await;
-            }
-        }
+        let mut commands: Vec<Command> = plan
+            .actions
+            .into_iter()
+            .filter_map(|action| command_for(state, action))
+            .collect();
+        commands.extend(crate::policy_input::explanations(state, &plan.explanations));
+        propose_all(node, commands).await;
     }
 
     /// Keeps Raft voters and learners equal to the database's members, one change at a time.
@@ -365,7 +371,15 @@ async fn confirm_silence(
 /// Tells every node but `target` to stop acking it and collects when each last did. Returns
 /// when `target`'s lease has certainly expired, if a majority of votes answered.
 async fn condemn(node: &Arc<Node>, state: &ClusterState, target: NodeId) -> Option<u64> {
-    let epoch = state.nodes.get(&target)?.down_epoch;
+    let entry = state.nodes.get(&target)?;
+    // Until the database shows `target` up after a down it is not yet back from: for an up
+    // node the NodeDown still to come, for a down one the NodeDown it is in (its NodeUp keeps
+    // that epoch). Asking a down node for its own epoch would outlast its NodeUp, leaving it
+    // up without acks, so without a lease, until it went down once more.
+    let epoch = match entry.state {
+        NodeState::Down => entry.down_epoch.saturating_sub(1),
+        _ => entry.down_epoch,
+    };
     let lease_ms = node.heartbeat.membership().lease_ms();
     let mut tasks = JoinSet::new();
     for peer in state
@@ -413,6 +427,18 @@ fn detection_ms_for(state: &ClusterState) -> u64 {
     state.properties.same_subnet.detection_ms()
 }
 
+/// Proposes independent updates concurrently: openraft batches them into few log appends, so
+/// a node owning many groups fails over in about one commit, not one commit per group. Each
+/// update is still validated on its own when applied.
+async fn propose_all(node: &Arc<Node>, commands: Vec<Command>) {
+    let mut tasks = JoinSet::new();
+    for command in commands {
+        let node = Arc::clone(node);
+        tasks.spawn(async move { propose_logged(&node, command).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 async fn propose_logged(node: &Node, command: Command) {
     let summary = format!("{command:?}");
     match node.propose(command).await {
@@ -424,7 +450,9 @@ async fn propose_logged(node: &Node, command: Command) {
     }
 }
 
-/// Translates one policy action into the global update that carries it out.
+/// Translates one policy action into the global update that carries it out (the executor
+/// contract of `policy::Action`). Actions already carried out return `None`, so a plan
+/// repeated before the database changes proposes nothing twice.
 fn command_for(state: &ClusterState, action: policy::Action) -> Option<Command> {
     match action {
         policy::Action::Place {
@@ -456,6 +484,36 @@ fn command_for(state: &ClusterState, action: policy::Action) -> Option<Command> 
                 generation: assignment.generation,
                 target,
                 reason: reason.to_string(),
+                pending_reason: target.map(|_| reason),
+            })
+        }
+        policy::Action::ClearAssignment {
+            group,
+            node,
+            reason,
+        } => {
+            let assignment = state.groups.get(&group)?.assignment?;
+            (assignment.node == node).then(|| Command::ClearAssignment {
+                group,
+                node,
+                generation: assignment.generation,
+                reason: reason.to_string(),
+            })
+        }
+        policy::Action::RestartResource {
+            group,
+            resource,
+            node,
+            reason,
+        } => {
+            let assignment = state.groups.get(&group)?.assignment?;
+            let failed =
+                state.resources.get(&resource)?.status.state == baton_model::ResourceState::Failed;
+            failed.then(|| Command::RestartResource {
+                resource,
+                node,
+                generation: assignment.generation,
+                reason: reason.to_string(),
             })
         }
         policy::Action::FailGroup { group, reason } => {
@@ -469,9 +527,6 @@ fn command_for(state: &ClusterState, action: policy::Action) -> Option<Command> 
             group,
             reason: reason.to_string(),
         }),
-        // Placing over a down owner's assignment replaces it in one update (PlaceGroup), and
-        // restarts in place are carried out by the owner's reconcile loop.
-        policy::Action::ClearAssignment { .. } | policy::Action::RestartResource { .. } => None,
     }
 }
 
@@ -522,6 +577,7 @@ fn node_view(
 }
 
 fn group_view(state: &ClusterState, group: &baton_model::Group) -> policy::GroupView {
+    use crate::policy_input as convert;
     let mut view = policy::GroupView::new(group.name.clone());
     view.preferred_owners = group.preferred_owners.clone();
     view.desired = match group.desired {
@@ -533,13 +589,7 @@ fn group_view(state: &ClusterState, group: &baton_model::Group) -> policy::Group
         generation: a.generation,
     });
     view.generation = group.generation;
-    view.status = match group.status {
-        baton_model::GroupStatus::Offline => policy::GroupStatus::Offline,
-        baton_model::GroupStatus::Pending => policy::GroupStatus::Pending,
-        baton_model::GroupStatus::Online => policy::GroupStatus::Online,
-        baton_model::GroupStatus::Stopping => policy::GroupStatus::Stopping,
-        baton_model::GroupStatus::Failed => policy::GroupStatus::Failed,
-    };
+    view.status = convert::group_status(group.status);
     view.move_request = group
         .move_request
         .map(|m| policy::MoveRequest { target: m.target });
@@ -548,16 +598,21 @@ fn group_view(state: &ClusterState, group: &baton_model::Group) -> policy::Group
         .filter(|_| group.assignment.is_none())
         .map(|target| policy::PendingMove {
             target,
-            reason: policy::Reason::MoveRequested {
-                target: Some(state.node_name(target)),
-            },
+            // A release stored its reason (a failover stays a failover); older ones did not.
+            reason: group
+                .pending_reason
+                .clone()
+                .unwrap_or(policy::Reason::MoveRequested {
+                    target: Some(state.node_name(target)),
+                }),
         });
     view.failover_history_ms = group.failover_history_ms.clone();
     view.failed_reason =
         (group.status == baton_model::GroupStatus::Failed).then(|| group.status_message.clone());
+    convert::apply_group_policy(&mut view, &group.policy);
     view.resources = state
         .group_resources(&group.name)
-        .map(|r| policy::ResourceView::new(r.name.clone()))
+        .map(convert::resource_view)
         .collect();
     view
 }

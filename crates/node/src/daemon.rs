@@ -166,7 +166,14 @@ fn timer_settings(data_dir: &Path, fallback: HeartbeatSettings) -> HeartbeatSett
 }
 
 fn remember_timer_settings(data_dir: &Path, settings: HeartbeatSettings) {
-    if timer_settings(data_dir, HeartbeatSettings { delay_ms: 0, threshold: 0 }) != settings {
+    if timer_settings(
+        data_dir,
+        HeartbeatSettings {
+            delay_ms: 0,
+            threshold: 0,
+        },
+    ) != settings
+    {
         if let Ok(text) = serde_json::to_string(&settings) {
             let _ = std::fs::write(data_dir.join(TIMERS_FILE), text);
         }

@@ -126,23 +126,36 @@ impl Heartbeat {
         let now = mono_ms();
         match packet.kind {
             PacketKind::Heartbeat => {
-                let echo = self.membership().on_heartbeat(packet.from, now);
-                if let Some(epoch) = echo {
-                    let ack = Packet {
-                        kind: PacketKind::Ack,
-                        from: self.self_id,
-                        to: packet.from,
-                        epoch,
-                        ..packet
-                    };
-                    self.send(socket, &ack, from);
-                }
+                let (echo, known) = {
+                    let mut membership = self.membership();
+                    (
+                        membership.on_heartbeat(packet.from, now),
+                        membership.knows(packet.from),
+                    )
+                };
+                // Every member's heartbeat is answered, with an ack when this node may credit
+                // its lease, else with a pong: the sender judges our liveness by answers.
+                let (kind, epoch) = match echo {
+                    Some(epoch) => (PacketKind::Ack, epoch),
+                    None if known => (PacketKind::Pong, 0),
+                    None => return,
+                };
+                let answer = Packet {
+                    kind,
+                    from: self.self_id,
+                    to: packet.from,
+                    epoch,
+                    ..packet
+                };
+                self.send(socket, &answer, from);
             }
-            PacketKind::Ack if packet.incarnation == self.incarnation => {
+            // Answers to an earlier incarnation's heartbeats say nothing about this one.
+            _ if packet.incarnation != self.incarnation => {}
+            PacketKind::Ack => {
                 self.membership()
                     .on_ack(packet.from, packet.seq, packet.epoch, now);
             }
-            PacketKind::Ack => {}
+            PacketKind::Pong => self.membership().on_pong(packet.from, now),
         }
     }
 

@@ -9,6 +9,7 @@ mod daemon;
 mod heartbeat;
 mod network;
 mod node;
+mod policy_input;
 mod reconcile;
 mod rpc;
 pub mod setup;

@@ -211,6 +211,10 @@ pub struct ResourceView {
     /// When the resource last failed; starts its retry period.
     #[serde(default)]
     pub failed_at_ms: Option<u64>,
+    /// The agent said the configuration is invalid (OCF_ERR_CONFIGURED): neither a restart
+    /// nor another node can help, so the group fails until an operator fixes it.
+    #[serde(default)]
+    pub misconfigured: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +323,7 @@ impl ResourceView {
             restart_history_ms: Vec::new(),
             retry_period_ms: RETRY_PERIOD_MS_DEFAULT,
             failed_at_ms: None,
+            misconfigured: false,
         }
     }
 

@@ -291,6 +291,9 @@ impl<'a> Planner<'a> {
         if failed.is_empty() {
             return None;
         }
+        if let Some(resource) = failed.iter().find(|r| r.misconfigured) {
+            return Some(self.misconfigured(group, owner, resource));
+        }
         let now_ms = self.input.now_ms;
         let steps: Vec<(&ResourceView, ResourceStep)> = failed
             .into_iter()
@@ -321,6 +324,26 @@ impl<'a> Planner<'a> {
         let status = status_word(group.status);
         let summary = format!("{status} on {}; {}", owner.name, notes.join("; "));
         Some(Explanation::note(Some(owner.id), summary))
+    }
+
+    /// A misconfigured resource fails its group where it is, once; it then waits for the
+    /// operator (no restart, no retry, no failover: every node would fail the same way).
+    fn misconfigured(
+        &mut self,
+        group: &'a GroupView,
+        owner: &'a NodeView,
+        resource: &ResourceView,
+    ) -> Explanation {
+        let reason = Reason::Misconfigured {
+            resource: resource.name.clone(),
+        };
+        if group.status != GroupStatus::Failed {
+            return self.fail_group(group, reason, Some(owner.id), Vec::new());
+        }
+        Explanation::note(
+            Some(owner.id),
+            format!("failed on {}: {reason}", owner.name),
+        )
     }
 
     /// A resource used up its restarts: move the group, unless the failover

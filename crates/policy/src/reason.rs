@@ -42,6 +42,10 @@ pub enum Reason {
     },
     /// A no-auto-start group is never started again after a failure.
     NoAutoStartAfterFailure,
+    /// A resource's configuration is invalid: no restart nor other node can help.
+    Misconfigured {
+        resource: String,
+    },
     RestartInPlace {
         resource: String,
         attempt: u32,
@@ -153,6 +157,11 @@ impl fmt::Display for Reason {
             Reason::NoAutoStartAfterFailure => {
                 f.write_str("priority no-auto-start: not started again after a failure")
             }
+            Reason::Misconfigured { resource } => write!(
+                f,
+                "resource {resource} is misconfigured: no restart or other node can help; \
+                 fix its parameters, then bring the group online again"
+            ),
             Reason::RestartInPlace {
                 resource,
                 attempt,

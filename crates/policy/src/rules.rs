@@ -111,6 +111,7 @@ pub(crate) fn group_retry(group: &GroupView, now_ms: u64) -> Retry {
         .resources
         .iter()
         .filter(|r| r.state == ResourceState::Failed && r.restart.mode != RestartMode::NoRestart)
+        .filter(|r| !r.misconfigured)
         .filter_map(|r| Some((r.failed_at_ms?.saturating_add(r.retry_period_ms), r)))
         .max_by_key(|(due_at, _)| *due_at);
     match latest {

@@ -304,9 +304,16 @@ impl LocalCluster {
     }
 
     /// Like `create_http_role`, with the preferred owners rotated to start at node `first`.
-    pub async fn create_http_role_from(&self, name: &str, addr: SocketAddr, first: usize) -> Result<GroupInfo> {
+    pub async fn create_http_role_from(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        first: usize,
+    ) -> Result<GroupInfo> {
         let count = self.nodes.len();
-        let preferred_owners = (0..count).map(|i| self.nodes[(first + i) % count].name.clone()).collect();
+        let preferred_owners = (0..count)
+            .map(|i| self.nodes[(first + i) % count].name.clone())
+            .collect();
         self.client
             .create_group(&CreateGroup {
                 name: name.into(),

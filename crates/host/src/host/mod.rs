@@ -14,6 +14,7 @@ macro_rules! log {
 mod lease;
 mod outbox;
 mod requests;
+mod run;
 mod state;
 mod stop;
 mod sys;

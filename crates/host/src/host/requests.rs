@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use super::run;
 use super::state::Shared;
 use super::stop::{self, Targets};
 use crate::protocol::{Op, Request, Response, Running};
@@ -66,8 +67,9 @@ fn dispatch(shared: &Arc<Shared>, id: u64, op: Op) {
         Op::Start(req) => {
             let mut state = shared.lock();
             let response = match state.start(&req) {
-                Ok(pid) => Response {
-                    pid: Some(pid),
+                Ok(proc) => Response {
+                    pid: Some(proc.pid),
+                    start_ticks: Some(proc.start_ticks),
                     ..Response::ok(id)
                 },
                 Err(err) => Response::error(id, err),
@@ -75,12 +77,25 @@ fn dispatch(shared: &Arc<Shared>, id: u64, op: Op) {
             // Sent under the lock, so it precedes the resource's exit event.
             state.out.send(&response);
         }
+        Op::Run(req) => run::spawn_run(shared, id, req),
+        Op::Adopt(req) => {
+            let mut state = shared.lock();
+            let response = match state.adopt(&req) {
+                Ok(()) => Response::ok(id),
+                Err(err) => Response::error(id, err),
+            };
+            state.out.send(&response);
+        }
         Op::Status => {
             let mut state = shared.lock();
             // A zombie is dead, not running.
             state.reap();
             let running = state.running().into_iter();
-            let resources = running.map(|(resource, pid)| Running { resource, pid });
+            let resources = running.map(|(resource, proc)| Running {
+                resource,
+                pid: proc.pid,
+                start_ticks: proc.start_ticks,
+            });
             let response = Response {
                 resources: Some(resources.collect()),
                 ..Response::ok(id)

@@ -1,11 +1,12 @@
-//! The host's state, behind one lock: the running resources and the lease.
+//! The host's state, behind one lock: the running resources, the agent calls in
+//! flight, and the lease.
 //!
 //! Every thread that spawns, reaps or signals holds the lock. That is what
 //! keeps pids safe to signal: a resource stays in the table until its leader
 //! is reaped, and an unreaped pid (which is also the process group id) cannot
 //! be reused by another process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::net::UnixDatagram;
@@ -21,7 +22,7 @@ use super::lease::{self, Lease};
 use super::outbox::Outbox;
 use super::sys;
 use crate::monotonic_now_ns;
-use crate::protocol::{HostEvent, StartRequest, NO_LEASE};
+use crate::protocol::{AdoptRequest, HostEvent, StartRequest, NO_LEASE};
 
 /// The main loop looks at least this often (reaping, lease, parent).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -29,6 +30,15 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const REAP_WAIT: Duration = Duration::from_millis(500);
 /// Pause between looks while waiting for killed processes to die.
 const KILL_PAUSE: Duration = Duration::from_millis(2);
+
+/// A resource's leader process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: u32,
+    pub start_ticks: u64,
+    /// Started by a previous host: not our child, so watched through /proc, not reaped.
+    pub adopted: bool,
+}
 
 pub struct Shared {
     state: Mutex<State>,
@@ -39,8 +49,10 @@ pub struct Shared {
 }
 
 pub struct State {
-    /// Resource name → leader pid (= its process group id).
-    running: BTreeMap<String, u32>,
+    /// Resource name → its leader process (pid = process group id).
+    running: BTreeMap<String, Proc>,
+    /// Agent calls in flight: pid → how it ended, once reaped (see `run`).
+    pub runs: HashMap<u32, Option<sys::Reaped>>,
     lease: Lease,
     lease_socket: UnixDatagram,
     pub out: Outbox,
@@ -50,6 +62,7 @@ impl Shared {
     pub fn new(lease_socket: UnixDatagram, out: Outbox) -> Shared {
         let state = State {
             running: BTreeMap::new(),
+            runs: HashMap::new(),
             lease: Lease::default(),
             lease_socket,
             out,
@@ -104,10 +117,34 @@ impl Shared {
 }
 
 impl State {
-    /// Reaps every exited child and reports the resources among them.
+    /// Reaps every exited child and reports the resources among them, adopted ones included.
     pub fn reap(&mut self) {
-        let exits = self.collect_exits();
+        let mut exits = self.collect_exits();
+        exits.extend(self.collect_adopted_exits());
         self.report(&exits);
+    }
+
+    /// Adopted leaders are not our children: one that is gone, a zombie, or replaced by
+    /// another process with its pid has ended (its exit status went to someone else).
+    fn collect_adopted_exits(&mut self) -> Vec<HostEvent> {
+        let ended: Vec<(String, u32)> = self
+            .running
+            .iter()
+            .filter(|(_, p)| p.adopted && !sys::is_alive(p.pid, p.start_ticks))
+            .map(|(name, p)| (name.clone(), p.pid))
+            .collect();
+        ended
+            .into_iter()
+            .map(|(resource, pid)| {
+                self.running.remove(&resource);
+                HostEvent::Exited {
+                    resource,
+                    pid,
+                    code: None,
+                    signal: None,
+                }
+            })
+            .collect()
     }
 
     /// Reaps every exited child. Leaders become exit events; other children
@@ -115,6 +152,10 @@ impl State {
     fn collect_exits(&mut self) -> Vec<HostEvent> {
         let mut exits = Vec::new();
         while let Some(child) = sys::reap_one() {
+            if let Some(slot) = self.runs.get_mut(&child.pid) {
+                *slot = Some(child);
+                continue;
+            }
             let Some(resource) = self.name_of(child.pid) else {
                 continue;
             };
@@ -136,7 +177,10 @@ impl State {
     }
 
     fn name_of(&self, pid: u32) -> Option<String> {
-        let (name, _) = self.running.iter().find(|(_, &p)| p == pid)?;
+        let (name, _) = self
+            .running
+            .iter()
+            .find(|(_, p)| p.pid == pid && !p.adopted)?;
         Some(name.clone())
     }
 
@@ -172,8 +216,8 @@ impl State {
     }
 
     fn signal_groups(&self, signal: libc::c_int) {
-        for &pid in self.running.values() {
-            sys::signal_group(pid, signal);
+        for proc in self.running.values() {
+            sys::signal_group(proc.pid, signal);
         }
     }
 
@@ -214,8 +258,8 @@ impl State {
         to_kill.map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL))
     }
 
-    /// Starts a resource, or returns the pid it already runs under.
-    pub fn start(&mut self, req: &StartRequest) -> Result<u32, String> {
+    /// Starts a resource, or returns the process it already runs as.
+    pub fn start(&mut self, req: &StartRequest) -> Result<Proc, String> {
         if req.resource.is_empty() {
             return Err("empty resource name".into());
         }
@@ -226,21 +270,52 @@ impl State {
         if !self.lease_valid() {
             return Err(NO_LEASE.into());
         }
-        if let Some(&pid) = self.running.get(&req.resource) {
-            return Ok(pid);
+        if let Some(proc) = self.running.get(&req.resource) {
+            return Ok(*proc);
         }
         let pid = spawn(req).map_err(|e| format!("cannot start {}: {e}", req.resource))?;
-        self.running.insert(req.resource.clone(), pid);
-        Ok(pid)
+        // Unreaped (we hold the lock the reaper needs), so /proc still has it.
+        let start_ticks = sys::start_ticks(pid).unwrap_or(0);
+        let proc = Proc {
+            pid,
+            start_ticks,
+            adopted: false,
+        };
+        self.running.insert(req.resource.clone(), proc);
+        Ok(proc)
     }
 
-    pub fn running(&self) -> Vec<(String, u32)> {
+    /// Takes over a resource process of a previous host, if it still is what it was.
+    pub fn adopt(&mut self, req: &AdoptRequest) -> Result<(), String> {
+        self.refresh_lease();
+        if !self.lease_valid() {
+            return Err(NO_LEASE.into());
+        }
+        if let Some(proc) = self.running.get(&req.resource) {
+            return match proc.pid == req.pid {
+                true => Ok(()),
+                false => Err(format!("{} already runs as pid {}", req.resource, proc.pid)),
+            };
+        }
+        if !sys::is_alive(req.pid, req.start_ticks) {
+            return Err(format!("{} (pid {}) is not running", req.resource, req.pid));
+        }
+        let proc = Proc {
+            pid: req.pid,
+            start_ticks: req.start_ticks,
+            adopted: true,
+        };
+        self.running.insert(req.resource.clone(), proc);
+        Ok(())
+    }
+
+    pub fn running(&self) -> Vec<(String, Proc)> {
         let entries = self.running.iter();
-        entries.map(|(name, &pid)| (name.clone(), pid)).collect()
+        entries.map(|(name, proc)| (name.clone(), *proc)).collect()
     }
 
     pub fn is_running(&self, resource: &str, pid: u32) -> bool {
-        self.running.get(resource) == Some(&pid)
+        self.running.get(resource).is_some_and(|p| p.pid == pid)
     }
 }
 
@@ -258,6 +333,10 @@ fn spawn(req: &StartRequest) -> io::Result<u32> {
         .stderr(log);
     if let Some(cwd) = &req.cwd {
         command.current_dir(cwd);
+    }
+    if let Some(user) = &req.user {
+        let (uid, gid) = sys::lookup_user(user)?;
+        command.uid(uid).gid(gid);
     }
     // SAFETY: setsid is async-signal-safe, fine between fork and exec.
     unsafe {

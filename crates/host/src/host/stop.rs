@@ -4,7 +4,7 @@
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use super::state::{Shared, State};
+use super::state::{Proc, Shared, State};
 use super::sys;
 
 /// How long to wait for SIGKILLed processes to be reaped.
@@ -12,8 +12,8 @@ const KILL_WAIT: Duration = Duration::from_millis(1500);
 
 /// What to stop.
 pub struct Targets {
-    /// (resource, leader pid) pairs, as they were when the request came.
-    pub resources: Vec<(String, u32)>,
+    /// (resource, leader) pairs, as they were when the request came.
+    pub resources: Vec<(String, Proc)>,
     /// Also everything else below the host (stop_all): processes that left
     /// their resource's group must not survive either.
     pub everything: bool,
@@ -30,7 +30,7 @@ pub fn stop(shared: &Shared, targets: &Targets, grace: Duration) -> Result<(), S
     }
     let resources = targets.resources.iter();
     let stuck: Vec<&str> = resources
-        .filter(|(name, pid)| state.is_running(name, *pid))
+        .filter(|(name, proc)| state.is_running(name, proc.pid))
         .map(|(name, _)| name.as_str())
         .collect();
     match stuck.is_empty() {
@@ -40,11 +40,11 @@ pub fn stop(shared: &Shared, targets: &Targets, grace: Duration) -> Result<(), S
 }
 
 fn signal(state: &State, targets: &Targets, signal: libc::c_int) {
-    for (name, pid) in &targets.resources {
+    for (name, proc) in &targets.resources {
         // A group whose leader is reaped is only signalled while it still
         // has members, which keep its id from being reused.
-        if !gone(state, name, *pid) {
-            sys::signal_group(*pid, signal);
+        if !gone(state, name, proc) {
+            sys::signal_group(proc.pid, signal);
         }
     }
     if targets.everything {
@@ -52,14 +52,19 @@ fn signal(state: &State, targets: &Targets, signal: libc::c_int) {
     }
 }
 
-/// The leader is reaped and nothing is left in its process group.
-fn gone(state: &State, resource: &str, pid: u32) -> bool {
-    !state.is_running(resource, pid) && !sys::group_exists(pid)
+/// The leader is reaped and nothing is left in its process group. An adopted leader is
+/// reaped by someone else (or stays a zombie), so only live members count.
+fn gone(state: &State, resource: &str, proc: &Proc) -> bool {
+    let members = match proc.adopted {
+        true => sys::group_has_live_members(proc.pid),
+        false => sys::group_exists(proc.pid),
+    };
+    !state.is_running(resource, proc.pid) && !members
 }
 
 fn all_gone(state: &State, targets: &Targets) -> bool {
     let mut resources = targets.resources.iter();
-    resources.all(|(name, pid)| gone(state, name, *pid))
+    resources.all(|(name, proc)| gone(state, name, proc))
         && (!targets.everything || sys::live_descendants().is_empty())
 }
 

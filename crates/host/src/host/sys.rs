@@ -133,6 +133,7 @@ pub fn wait_readable(fds: &[RawFd], timeout: Duration) {
 }
 
 /// How a reaped child ended.
+#[derive(Clone, Copy, Debug)]
 pub struct Reaped {
     pub pid: u32,
     pub code: Option<i32>,
@@ -243,4 +244,80 @@ fn read_stat(pid: i32) -> Option<(char, i32)> {
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     Some((state, ppid))
+}
+
+/// Start time of a process in clock ticks since boot (/proc/PID/stat field 22).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    // `rest` starts at field 3 (state); field 22 is 19 further.
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// The process `pid` exists, is not a zombie, and started at `start_ticks` (so the pid was
+/// not reused), and it still leads its own process group.
+pub fn is_alive(pid: u32, start_ticks: u64) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first().and_then(|f| f.chars().next());
+    let pgrp = fields.get(2).and_then(|f| f.parse::<u32>().ok());
+    let ticks = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+    !matches!(state, None | Some('Z') | Some('X'))
+        && pgrp == Some(pid)
+        && ticks == Some(start_ticks)
+}
+
+/// Whether any live (non-zombie) process is in the process group. Slower than
+/// `group_exists` (reads /proc), for groups whose leader is not our child.
+pub fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            return false;
+        };
+        let mut fields = rest.split(' ');
+        let state = fields.next().and_then(|f| f.chars().next());
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        pgrp == Some(pgid) && !matches!(state, Some('Z') | Some('X'))
+    })
+}
+
+/// A user's uid and primary gid, for running a resource as that user.
+pub fn lookup_user(name: &str) -> io::Result<(u32, u32)> {
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::other(format!("bad user name {name:?}")))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: zeroed passwd is a valid out-struct; buf outlives the call and its size is given.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let ret = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if ret != 0 || found.is_null() {
+        return Err(io::Error::other(format!("unknown user {name:?}")));
+    }
+    Ok((pwd.pw_uid, pwd.pw_gid))
 }
