@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, scenario, storage-conformance and multi-process integration
-# tests, then the demo itself (a real failover on a local 3-node cluster).
+# tests, the demo itself (a real failover on a local 3-node cluster), then the chaos batch
+# (fault injection against daemons in network namespaces, tests/chaos/run --ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,12 @@ if ! timeout 300 target/debug/baton demo 2>&1 | tee "$demo_log"; then
 fi
 grep -q "failover OK" "$demo_log" || { echo "the demo did not report a successful failover"; exit 1; }
 rm -f "$demo_log"
+
+# Fault injection against real daemons in network namespaces (needs root): fails on any
+# double run or lost acknowledged change. The batch itself stays under 10 minutes.
+echo "== chaos"
+mkdir -p target/chaos
+if ! timeout 900 tests/chaos/run --ci --report target/chaos/ci-report.json; then
+  echo "the chaos batch failed: see target/chaos/ci-report.json and target/chaos/kept/"
+  exit 1
+fi
