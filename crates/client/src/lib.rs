@@ -27,6 +27,9 @@ pub use dto::{
 
 /// The whole-request timeout of API calls.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reads are quick on a healthy node; a node that does not answer one in this time is
+/// skipped for the next endpoint (a GET is safe to repeat).
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Everything that can go wrong talking to a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +191,9 @@ pub struct Client {
     http: reqwest::Client,
     endpoints: Vec<String>,
     token: String,
+    /// Index of the endpoint that answered last: tried first, so one frozen node costs a
+    /// timeout once, not on every request.
+    preferred: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Client {
@@ -199,6 +205,7 @@ impl Client {
             http,
             endpoints: config.endpoints.clone(),
             token: config.token.clone(),
+            preferred: Default::default(),
         })
     }
 
@@ -378,7 +385,10 @@ impl Client {
         body: Option<&B>,
     ) -> Result<(String, reqwest::Response), ClientError> {
         let mut last_error = String::from("no endpoints configured");
-        for endpoint in &self.endpoints {
+        let first = self.preferred.load(std::sync::atomic::Ordering::Relaxed);
+        let count = self.endpoints.len();
+        for index in (0..count).map(|offset| (first + offset) % count) {
+            let endpoint = &self.endpoints[index];
             let mut url = base_url(endpoint)?;
             url.path_segments_mut()
                 .expect("https URLs have path segments")
@@ -394,8 +404,14 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            if method == Method::GET {
+                request = request.timeout(READ_TIMEOUT);
+            }
             match request.send().await {
-                Ok(response) => return Ok((endpoint.clone(), response)),
+                Ok(response) => {
+                    self.preferred.store(index, std::sync::atomic::Ordering::Relaxed);
+                    return Ok((endpoint.clone(), response));
+                }
                 Err(e) if e.is_connect() || method == Method::GET => {
                     last_error = format!("{endpoint}: {}", error_chain(&e));
                 }
