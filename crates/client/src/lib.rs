@@ -409,7 +409,8 @@ impl Client {
             }
             match request.send().await {
                 Ok(response) => {
-                    self.preferred.store(index, std::sync::atomic::Ordering::Relaxed);
+                    self.preferred
+                        .store(index, std::sync::atomic::Ordering::Relaxed);
                     return Ok((endpoint.clone(), response));
                 }
                 Err(e) if e.is_connect() || method == Method::GET => {

@@ -110,10 +110,20 @@ pub fn router(node: Arc<Node>) -> Router<Arc<Node>> {
             get(resources::resource_type),
         )
         .route("/api/v1/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            read_barrier,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(node, authorize))
 }
 
 /// Compares digests rather than the tokens, so the comparison time says nothing useful.
+/// Every API request first sees everything committed before it (see `Node::read_barrier`).
+async fn read_barrier(State(node): Shared, request: Request, next: Next) -> Response {
+    node.read_barrier().await;
+    next.run(request).await
+}
+
 async fn authorize(State(node): Shared, request: Request, next: Next) -> Response {
     let presented = request
         .headers()

@@ -118,7 +118,8 @@ impl Coordinator {
             if heard && votes_ready {
                 tracing::info!(node = %entry.name, "node is back or admitted");
                 self.fenced_after.remove(&entry.id);
-                propose_logged(node, Command::NodeUp { node: entry.id }).await;
+                node.propose_logged(Command::NodeUp { node: entry.id })
+                    .await;
             }
         }
     }
@@ -150,13 +151,10 @@ impl Coordinator {
                 let reason = format!("{reason}; its lease ends within {lease_left} ms");
                 tracing::warn!(node = %state.node_name(suspect), %reason, "declaring node down");
                 self.fenced_after.insert(suspect, fenced_after);
-                propose_logged(
-                    node,
-                    Command::NodeDown {
-                        node: suspect,
-                        reason,
-                    },
-                )
+                node.propose_logged(Command::NodeDown {
+                    node: suspect,
+                    reason,
+                })
                 .await;
             }
         }
@@ -434,20 +432,9 @@ async fn propose_all(node: &Arc<Node>, commands: Vec<Command>) {
     let mut tasks = JoinSet::new();
     for command in commands {
         let node = Arc::clone(node);
-        tasks.spawn(async move { propose_logged(&node, command).await });
+        tasks.spawn(async move { node.propose_logged(command).await });
     }
     while tasks.join_next().await.is_some() {}
-}
-
-async fn propose_logged(node: &Node, command: Command) {
-    let summary = format!("{command:?}");
-    match node.propose(command).await {
-        Ok(baton_model::CommandResult::Rejected { reason }) => {
-            tracing::info!(%summary, %reason, "update rejected")
-        }
-        Ok(_) => tracing::debug!(%summary, "update committed"),
-        Err(error) => tracing::warn!(%summary, %error, "update not committed"),
-    }
 }
 
 /// Translates one policy action into the global update that carries it out (the executor

@@ -15,6 +15,8 @@ use crate::setup::{Identity, Secrets};
 
 /// How long a proposal may look for a coordinator before giving up.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
+/// Timeout of asking the coordinator for a read index.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Timeout of one forwarded proposal.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -66,6 +68,67 @@ impl Node {
         self.propose_indexed(command)
             .await
             .map(|(result, _)| result)
+    }
+
+    /// The log index up to which a read is linearizable, asked of the coordinator (a round
+    /// of heartbeats to a quorum there).
+    pub async fn read_index(&self) -> Result<u64, String> {
+        if self.is_leader() {
+            let read = self
+                .raft
+                .ensure_linearizable()
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(read.map_or(0, |log_id| log_id.index));
+        }
+        let leader = self.leader().ok_or("no coordinator")?;
+        let addr = self
+            .view()
+            .membership
+            .addrs
+            .get(&leader)
+            .cloned()
+            .ok_or("coordinator address unknown")?;
+        let url = format!("https://{addr}/rpc/read-index");
+        let sent = self
+            .peer_client
+            .get(url)
+            .timeout(READ_BARRIER_TIMEOUT)
+            .send()
+            .await;
+        let response = sent.map_err(|error| error.to_string())?;
+        response
+            .json::<Result<u64, String>>()
+            .await
+            .map_err(|error| error.to_string())?
+    }
+
+    /// Waits until this node has applied everything committed before the call, so an API
+    /// answer never shows a state older than an acknowledged change (after a restart a node
+    /// replays its log before it learns what else was committed). Without a coordinator the
+    /// local state is the best answer there is.
+    pub async fn read_barrier(&self) {
+        match self.read_index().await {
+            Ok(index) => {
+                self.applied(index).await;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "read barrier unavailable; answering from local state")
+            }
+        }
+    }
+
+    /// Proposes an update whose caller retries on its next step anyway: the outcome is only
+    /// logged (a rejection means the state moved on since the caller looked).
+    pub async fn propose_logged(&self, command: Command) {
+        let summary = format!("{command:?}");
+        match self.propose(command).await {
+            Ok(CommandResult::Rejected { reason }) => {
+                tracing::info!(%summary, %reason, "update rejected")
+            }
+            Ok(_) => tracing::debug!(%summary, "update committed"),
+            Err(error) => tracing::warn!(%summary, %error, "update not committed"),
+        }
     }
 
     /// Like `propose`, also returning the log index the update was committed at.

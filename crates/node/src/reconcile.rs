@@ -50,15 +50,20 @@ pub async fn run(node: Arc<Node>, mut events: mpsc::Receiver<HostEvent>) {
     let mut interval = tokio::time::interval(STEP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Biased, host events first: the host reports a lease expiry (which forgets the killed
+        // processes by name) before it answers any later start, and the start's completion
+        // reaches `done_rx` only after that event is queued. Handling them in that order keeps
+        // a newly started process from being forgotten while it runs.
         tokio::select! {
-            _ = interval.tick() => {}
-            _ = changes.changed() => {}
-            Some(done) = done_rx.recv() => local.on_done(done),
+            biased;
             event = events.recv() => match event {
                 Some(event) => local.on_host_event(&node, event),
                 // The handle (in `node`) holds the sender: this only ends with the daemon.
                 None => return,
             },
+            Some(done) = done_rx.recv() => local.on_done(done),
+            _ = changes.changed() => {}
+            _ = interval.tick() => {}
         }
         local.step(&node);
     }
@@ -124,7 +129,7 @@ impl Local {
             let mut tasks = tokio::task::JoinSet::new();
             for command in commands {
                 let node = Arc::clone(&node);
-                tasks.spawn(async move { propose_logged(&node, command).await });
+                tasks.spawn(async move { node.propose_logged(command).await });
             }
             while tasks.join_next().await.is_some() {}
         }));
@@ -519,15 +524,4 @@ fn bounded(message: &str) -> String {
         .find(|i| message.is_char_boundary(*i))
         .unwrap_or(0);
     format!("{}...", &message[..cut])
-}
-
-async fn propose_logged(node: &Node, command: Command) {
-    let summary = format!("{command:?}");
-    match node.propose(command).await {
-        Ok(baton_model::CommandResult::Rejected { reason }) => {
-            tracing::debug!(%summary, %reason, "report rejected")
-        }
-        Ok(_) => tracing::debug!(%summary, "report committed"),
-        Err(error) => tracing::warn!(%summary, %error, "report not committed"),
-    }
 }

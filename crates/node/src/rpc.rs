@@ -41,6 +41,7 @@ pub fn router() -> Router<Arc<Node>> {
         .route("/rpc/raft/vote", post(raft_vote))
         .route("/rpc/raft/snapshot", post(raft_snapshot))
         .route("/rpc/propose", post(propose))
+        .route("/rpc/read-index", get(read_index))
         .route("/rpc/silence/{node}", get(silence))
         .route("/rpc/condemn", post(condemn))
         .route("/join", post(join_public))
@@ -110,6 +111,18 @@ async fn propose(
             .map(|response| (response.data, response.log_id.index))
             .map_err(|error| error.to_string()),
     ))
+}
+
+/// The coordinator's linearizable read index, for a follower's read barrier.
+async fn read_index(
+    State(node): Shared,
+    Extension(peer): Extension<PeerIdentity>,
+) -> Result<Json<Result<u64, String>>, Rejection> {
+    require_peer(&peer)?;
+    if !node.is_leader() {
+        return Ok(Json(Err("not the coordinator".to_string())));
+    }
+    Ok(Json(node.read_index().await))
 }
 
 /// How long since this node heard `node` (the coordinator's indirect probe).
