@@ -76,7 +76,7 @@ async fn elect_if_leader_silent(node: &Node, last_election_ms: &mut u64) {
 }
 
 /// At most one early election per this interval from one node.
-const ELECTION_BACKOFF_MS: u64 = 150;
+const ELECTION_BACKOFF_MS: u64 = 60;
 /// Delay between the early elections of successive voters.
 const ELECTION_STAGGER_MS: u64 = 120;
 

@@ -102,12 +102,11 @@ pub async fn run_daemon(data_dir: PathBuf) -> Result<()> {
 /// dead coordinator is replaced about as fast as a dead node is noticed.
 fn raft_config(delay_ms: u64, detection_ms: u64) -> Result<openraft::Config> {
     let heartbeat_ms = (delay_ms / 2).max(20);
-    let election_max = detection_ms.max(3 * heartbeat_ms + 50);
-    Ok(baton_store::raft_config(
-        heartbeat_ms,
-        election_max * 7 / 10,
-        election_max,
-    )?)
+    // Below the detection time even when the last Raft heartbeat came a little after the last
+    // heartbeat answer the detector saw.
+    let election_max = (detection_ms * 8 / 10).max(3 * heartbeat_ms + 50);
+    let election_min = (election_max * 2 / 3).max(heartbeat_ms + 10);
+    Ok(baton_store::raft_config(heartbeat_ms, election_min, election_max)?)
 }
 
 fn spawn_server(
