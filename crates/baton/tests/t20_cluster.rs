@@ -21,20 +21,7 @@ async fn cluster(size: usize) -> LocalCluster {
 
 /// Pids of `serve-http` processes for a role address: how many copies of the role run.
 fn role_processes(addr: std::net::SocketAddr) -> Vec<i32> {
-    let needle = format!("serve-http --addr {addr}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| procs::alive(*pid))
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(&needle)
-        })
-        .collect()
+    procs::with_cmdline(&format!("serve-http --addr {addr}"))
 }
 
 async fn answer_from(addr: std::net::SocketAddr, timeout: Duration) -> Option<String> {

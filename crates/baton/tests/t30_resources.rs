@@ -127,19 +127,7 @@ fn health_checked_group(cluster: &LocalCluster, dir: &Path, settings: &[&str]) {
 
 /// Pids of processes whose command line contains `needle`.
 fn processes_with(needle: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| procs::alive(*pid))
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(needle)
-        })
-        .collect()
+    procs::with_cmdline(needle)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -106,7 +106,11 @@ fn raft_config(delay_ms: u64, detection_ms: u64) -> Result<openraft::Config> {
     // heartbeat answer the detector saw.
     let election_max = (detection_ms * 8 / 10).max(3 * heartbeat_ms + 50);
     let election_min = (election_max * 2 / 3).max(heartbeat_ms + 10);
-    Ok(baton_store::raft_config(heartbeat_ms, election_min, election_max)?)
+    Ok(baton_store::raft_config(
+        heartbeat_ms,
+        election_min,
+        election_max,
+    )?)
 }
 
 fn spawn_server(

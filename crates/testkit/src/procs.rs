@@ -73,3 +73,20 @@ pub fn reap(pid: i32) {
     // SAFETY: waitpid on our own child, non-blocking.
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
 }
+
+/// Live processes whose command line contains `needle`: how tests count copies of a resource.
+pub fn with_cmdline(needle: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+        .collect()
+}
