@@ -200,7 +200,13 @@ impl Coordinator {
 
     async fn execute_plan(&mut self, node: &Arc<Node>, state: &ClusterState) {
         let now = mono_ms();
-        let input = plan_input(state, &self.fenced_after, now, wall_ms());
+        let unreachable: BTreeSet<NodeId> = node
+            .heartbeat
+            .membership()
+            .suspects(now)
+            .into_iter()
+            .collect();
+        let input = plan_input(state, &self.fenced_after, &unreachable, now, wall_ms());
         let plan = policy::plan(&input);
         let mut commands: Vec<Command> = plan
             .actions
@@ -517,17 +523,20 @@ fn command_for(state: &ClusterState, action: policy::Action) -> Option<Command> 
     }
 }
 
-/// The policy's input: the database plus which down nodes are proven fenced.
+/// The policy's input: the database plus which down nodes are proven fenced. Up nodes this
+/// coordinator currently suspects (silent, not yet confirmed down) take no new groups: a
+/// placement or planned move there would wait for the node to answer again.
 fn plan_input(
     state: &ClusterState,
     fenced_after: &BTreeMap<NodeId, u64>,
+    unreachable: &BTreeSet<NodeId>,
     now_mono: u64,
     now_wall: u64,
 ) -> policy::PlanInput {
     let nodes = state
         .nodes
         .values()
-        .map(|n| node_view(n, fenced_after, now_mono))
+        .map(|n| node_view(n, fenced_after, unreachable.contains(&n.id), now_mono))
         .collect();
     let groups = state
         .groups
@@ -545,9 +554,10 @@ fn plan_input(
 fn node_view(
     entry: &baton_model::Node,
     fenced_after: &BTreeMap<NodeId, u64>,
+    unreachable: bool,
     now_mono: u64,
 ) -> policy::NodeView {
-    let state = match (entry.state, entry.paused) {
+    let state = match (entry.state, entry.paused || unreachable) {
         (NodeState::Up, true) => policy::NodeState::Paused,
         (NodeState::Up, false) => policy::NodeState::Up,
         (NodeState::Down, _) => policy::NodeState::Down,
