@@ -216,7 +216,7 @@ async fn soak(minutes: u64) -> Result<serde_json::Value> {
         "benchmark": "soak",
         "minutes": minutes,
         "cpu_burners": burner_count(),
-        "jitter": "not applied: tc netem on loopback would disturb the whole machine; the chaos harness applies it inside namespaces",
+        "jitter": "not applied: the loopback cluster shares one interface with the whole machine; link loss and partitions are exercised by the chaos harness (tc netem is missing from this kernel)",
         "node_down_events": downs.len(),
         "node_down_texts": downs,
         "coordinator_changes": coordinator_changes,
