@@ -8,7 +8,6 @@
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::thread;
@@ -124,21 +123,7 @@ fn command(req: &RunRequest) -> io::Result<Command> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(cwd) = &req.cwd {
-        command.current_dir(cwd);
-    }
-    if let Some(user) = &req.user {
-        let (uid, gid) = sys::lookup_user(user)?;
-        command.uid(uid).gid(gid);
-    }
-    // SAFETY: setsid is async-signal-safe, fine between fork and exec. A session of its own
-    // makes the agent's process group ours to kill at the timeout.
-    unsafe {
-        command.pre_exec(|| match libc::setsid() {
-            -1 => Err(io::Error::last_os_error()),
-            _ => Ok(()),
-        });
-    }
+    sys::prepare_child(&mut command, req.cwd.as_deref(), req.user.as_deref())?;
     Ok(command)
 }
 

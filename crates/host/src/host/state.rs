@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -331,20 +330,7 @@ fn spawn(req: &StartRequest) -> io::Result<u32> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    if let Some(cwd) = &req.cwd {
-        command.current_dir(cwd);
-    }
-    if let Some(user) = &req.user {
-        let (uid, gid) = sys::lookup_user(user)?;
-        command.uid(uid).gid(gid);
-    }
-    // SAFETY: setsid is async-signal-safe, fine between fork and exec.
-    unsafe {
-        command.pre_exec(|| match libc::setsid() {
-            -1 => Err(io::Error::last_os_error()),
-            _ => Ok(()),
-        });
-    }
+    sys::prepare_child(&mut command, req.cwd.as_deref(), req.user.as_deref())?;
     // Dropping the Child neither waits nor kills: our reaper collects it.
     Ok(command.spawn()?.id())
 }

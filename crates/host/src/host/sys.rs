@@ -321,3 +321,28 @@ pub fn lookup_user(name: &str) -> io::Result<(u32, u32)> {
     }
     Ok((pwd.pw_uid, pwd.pw_gid))
 }
+
+/// Sets up a child the host will own: working directory, user, and a session of its own
+/// (so its whole process group can be killed at once, at a timeout or a lease expiry).
+pub fn prepare_child(
+    command: &mut std::process::Command,
+    cwd: Option<&std::path::Path>,
+    user: Option<&str>,
+) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    if let Some(user) = user {
+        let (uid, gid) = lookup_user(user)?;
+        command.uid(uid).gid(gid);
+    }
+    // SAFETY: setsid is async-signal-safe, fine between fork and exec.
+    unsafe {
+        command.pre_exec(|| match libc::setsid() {
+            -1 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    Ok(())
+}
